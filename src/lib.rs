@@ -1,0 +1,1 @@
+//! jenkins-operator: runs Jenkins on Kubernetes.
