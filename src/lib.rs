@@ -1,1 +1,5 @@
-//! jenkins-operator: runs Jenkins on Kubernetes.
+//! jenkins-operator: runs Jenkins on Kubernetes. A `JenkinsCluster` resource becomes a Jenkins
+//! master with persistent storage and pod-per-build agents; see the README.
+
+pub mod api;
+pub mod cluster;
