@@ -14,15 +14,36 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controllers against the cluster of the current kubeconfig, or in-cluster.
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML (apply them with `kubectl apply --server-side`).
     Crds,
     /// Print the operator's version.
     Version,
 }
 
+/// Options of `jenkins-operator run`.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Log format: `text` (human readable) or `json` (one object per line).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "JENKINS_OPERATOR_LOG_FORMAT")]
+    log_format: LogFormat,
+
+    /// Seconds between checks of converged resources when nothing happens.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..))]
+    resync_seconds: u64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => run(args),
         Command::Crds => match jenkins_operator::api::crds_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");
@@ -37,5 +58,73 @@ fn main() -> ExitCode {
             println!("jenkins-operator {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// Starts the tokio runtime and the controllers; returns when a signal stops them.
+fn run(args: RunArgs) -> ExitCode {
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: failed to start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let client = match kube::Client::try_default().await {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::error!(error = %error, "failed to configure the Kubernetes client");
+                return ExitCode::FAILURE;
+            }
+        };
+        let settings = jenkins_operator::operator::context::Settings {
+            resync: std::time::Duration::from_secs(args.resync_seconds),
+            ..Default::default()
+        };
+        match jenkins_operator::operator::run(client, settings, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(error = %error, "the operator stopped");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+/// Resolves on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested; finishing in-flight work");
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }

@@ -1,0 +1,105 @@
+//! What every reconcile shares: the API client, the event recorder, settings and the per-object
+//! failure counts that drive backoff.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+
+/// Timings of the reconcilers. The defaults suit a real cluster; tests shorten them.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How often a converged resource is checked again even without any event.
+    pub resync: Duration,
+    /// How often a resource that is still coming up is checked again.
+    pub progress_poll: Duration,
+    /// First delay after a failed reconcile; it doubles with every further failure.
+    pub backoff_base: Duration,
+    /// Longest delay between retries of a failing reconcile.
+    pub backoff_cap: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(300),
+            progress_poll: Duration::from_secs(15),
+            backoff_base: Duration::from_secs(2),
+            backoff_cap: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Shared state of the controllers.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub settings: Settings,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, settings: Settings) -> Self {
+        let reporter = Reporter {
+            controller: "jenkins-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let recorder = Recorder::new(client.clone(), reporter);
+        Self {
+            client,
+            recorder,
+            settings,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records one more failure of `key` and returns how long to wait before the next try:
+    /// `backoff_base * 2^(failures-1)`, capped at `backoff_cap`.
+    pub fn next_backoff(&self, key: &str) -> Duration {
+        let failures = {
+            // A poisoned lock only means another reconcile panicked while counting; the
+            // counts are still usable.
+            let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            let count = map.entry(key.to_owned()).or_insert(0);
+            *count = count.saturating_add(1);
+            *count
+        };
+        backoff_delay(&self.settings, failures)
+    }
+
+    /// Forgets the failures of `key` after a successful reconcile.
+    pub fn reset_backoff(&self, key: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(key);
+    }
+}
+
+/// The delay before retry number `failures` (1-based).
+pub fn backoff_delay(settings: &Settings, failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(20);
+    settings
+        .backoff_base
+        .saturating_mul(1 << exponent)
+        .min(settings.backoff_cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_stops_at_the_cap() {
+        let settings = Settings {
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(10),
+            ..Settings::default()
+        };
+        let delays: Vec<u64> = (1..=6)
+            .map(|n| backoff_delay(&settings, n).as_secs())
+            .collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 10, 10]);
+        assert_eq!(backoff_delay(&settings, u32::MAX).as_secs(), 10);
+    }
+}
