@@ -1,0 +1,184 @@
+//! Test environment: the Kubernetes API emulator (or a real cluster when
+//! `JENKINS_OPERATOR_TEST_KUBECONFIG` is set), the CRDs installed from crds/, and the real
+//! controllers running in-process.
+
+use std::future::Future;
+use std::time::Duration;
+
+use jenkins_operator::api::JenkinsCluster;
+use jenkins_operator::operator::context::Settings;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config, ResourceExt};
+use kube_emulator::Emulator;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Environment variable naming a kubeconfig of a real cluster to run the tests against.
+pub const REAL_CLUSTER_ENV: &str = "JENKINS_OPERATOR_TEST_KUBECONFIG";
+
+pub struct Env {
+    pub client: Client,
+    emulator: Option<Emulator>,
+    operator: Option<(JoinHandle<()>, oneshot::Sender<()>)>,
+    pub settings: Settings,
+    suffix: String,
+}
+
+/// Reconciler timings short enough for tests.
+pub fn fast_settings() -> Settings {
+    Settings {
+        resync: Duration::from_secs(2),
+        progress_poll: Duration::from_millis(300),
+        backoff_base: Duration::from_millis(100),
+        backoff_cap: Duration::from_secs(2),
+    }
+}
+
+impl Env {
+    /// Starts the backend, installs the CRDs and starts the operator.
+    pub async fn start() -> Env {
+        let mut env = Env::without_operator().await;
+        env.start_operator().await;
+        env
+    }
+
+    /// Starts the backend and installs the CRDs, without the operator.
+    pub async fn without_operator() -> Env {
+        let (client, emulator, suffix) = match std::env::var(REAL_CLUSTER_ENV) {
+            Ok(path) => {
+                let kubeconfig = Kubeconfig::read_from(&path).expect("read the test kubeconfig");
+                let config =
+                    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                        .await
+                        .expect("load the test kubeconfig");
+                let client = Client::try_from(config).expect("build a client");
+                (client, None, format!("-{}", random_suffix()))
+            }
+            Err(_) => {
+                let emulator = Emulator::start().await;
+                (emulator.client(), Some(emulator), String::new())
+            }
+        };
+        let env = Env { client, emulator, operator: None, settings: fast_settings(), suffix };
+        env.install_crds().await;
+        env
+    }
+
+    async fn install_crds(&self) {
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        for crd in jenkins_operator::api::crds() {
+            api.patch(&crd.name_any(), &PatchParams::apply("jenkins-operator-tests").force(), &Patch::Apply(&crd))
+                .await
+                .expect("install a CRD");
+            let name = crd.name_any();
+            eventually("the CRD to be established", || {
+                let api = api.clone();
+                let name = name.clone();
+                async move {
+                    let crd = api.get(&name).await.ok()?;
+                    let established = crd.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True");
+                    established.then_some(())
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Starts the controllers in-process, as `jenkins-operator run` does.
+    pub async fn start_operator(&mut self) {
+        assert!(self.operator.is_none(), "the operator is already running");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let client = self.client.clone();
+        let settings = self.settings.clone();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            jenkins_operator::operator::run(client, settings, shutdown).await.expect("operator runs");
+        });
+        self.operator = Some((task, stop));
+    }
+
+    /// Stops the controllers (graceful shutdown) and waits until they are gone.
+    pub async fn stop_operator(&mut self) {
+        if let Some((task, stop)) = self.operator.take() {
+            let _ = stop.send(());
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("the operator stops within 30s")
+                .expect("the operator task ends cleanly");
+        }
+    }
+
+    /// The emulator, or `None` on a real cluster, after printing why the test is skipped.
+    pub fn emulator_or_skip(&self, test: &str, why: &str) -> Option<&Emulator> {
+        if self.emulator.is_none() {
+            eprintln!("skipping {test} on a real cluster: it needs {why}");
+        }
+        self.emulator.as_ref()
+    }
+
+    /// A resource name unique to this run on a real cluster, `base` on the emulator.
+    pub fn name(&self, base: &str) -> String {
+        format!("{base}{}", self.suffix)
+    }
+
+    /// Loads an example JenkinsCluster and gives it (and its namespaces) names of this run.
+    pub fn example_cluster(&self, file: &str) -> JenkinsCluster {
+        let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("read the example");
+        let mut cluster: JenkinsCluster = serde_saphyr::from_str(&text).expect("parse the example");
+        let name = self.name(&cluster.name_any());
+        cluster.metadata.name = Some(name);
+        if let Some(ns) = cluster.spec.namespace.take() {
+            cluster.spec.namespace = Some(self.name(&ns));
+        }
+        for environment in &mut cluster.spec.environments {
+            environment.namespace = self.name(&environment.namespace);
+        }
+        cluster
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some((task, _)) = self.operator.take() {
+            task.abort();
+        }
+    }
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 3];
+    getrandom::fill(&mut bytes).expect("OS random source");
+    hex::encode(bytes)
+}
+
+/// How long a condition may take: the emulator is fast, a real cluster pulls images.
+pub fn patience() -> Duration {
+    if std::env::var_os(REAL_CLUSTER_ENV).is_some() {
+        Duration::from_secs(600)
+    } else {
+        Duration::from_secs(30)
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing the test with `what` after [`patience`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + patience();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,248 @@
+//! The JenkinsCluster controller, end to end over HTTP: against the Kubernetes API emulator,
+//! or a real cluster when `JENKINS_OPERATOR_TEST_KUBECONFIG` is set (see the README).
+
+mod harness;
+
+use std::collections::BTreeMap;
+
+use harness::{Env, eventually};
+use jenkins_operator::api::JenkinsCluster;
+use jenkins_operator::api::cluster::DeletionPolicy;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+const RESTART_HASH: &str = "jenkins.ci/restart-hash";
+
+/// Creates the cluster and waits until it reports Ready for its current generation.
+async fn create_and_wait_ready(env: &Env, cluster: &JenkinsCluster) -> JenkinsCluster {
+    let api: Api<JenkinsCluster> = Api::all(env.client.clone());
+    api.create(&PostParams::default(), cluster).await.expect("create the JenkinsCluster");
+    wait_ready(env, &cluster.name_any()).await
+}
+
+async fn wait_ready(env: &Env, name: &str) -> JenkinsCluster {
+    let api: Api<JenkinsCluster> = Api::all(env.client.clone());
+    eventually(&format!("JenkinsCluster {name} to be Ready"), || {
+        let api = api.clone();
+        async move {
+            let cluster = api.get(name).await.ok()?;
+            let status = cluster.status.as_ref()?;
+            let ready = status.conditions.iter().any(|c| {
+                c.type_ == "Ready" && c.status == "True" && c.observed_generation == cluster.metadata.generation
+            });
+            ready.then_some(cluster)
+        }
+    })
+    .await
+}
+
+fn condition<'a>(cluster: &'a JenkinsCluster, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    cluster.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+async fn exists<K>(api: &Api<K>, name: &str) -> bool
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.get_opt(name).await.expect("read").is_some()
+}
+
+async fn wait_gone<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    eventually(&format!("{name} to be deleted"), || {
+        let api = api.clone();
+        async move { api.get_opt(name).await.ok()?.is_none().then_some(()) }
+    })
+    .await
+}
+
+async fn patch_spec(env: &Env, name: &str, spec: serde_json::Value) {
+    let api: Api<JenkinsCluster> = Api::all(env.client.clone());
+    api.patch(name, &PatchParams::default(), &Patch::Merge(json!({ "spec": spec })))
+        .await
+        .expect("patch the JenkinsCluster spec");
+}
+
+async fn restart_hash(env: &Env, namespace: &str, name: &str) -> String {
+    let api: Api<Deployment> = Api::namespaced(env.client.clone(), namespace);
+    let deployment = api.get(name).await.expect("the Deployment exists");
+    let annotations: BTreeMap<String, String> = deployment
+        .spec
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.annotations)
+        .unwrap_or_default();
+    annotations.get(RESTART_HASH).cloned().expect("the pod template carries the restart hash")
+}
+
+#[tokio::test]
+async fn a_new_cluster_gets_every_child_and_becomes_ready() {
+    let env = Env::start().await;
+    let cluster = env.example_cluster("cluster-agents-environments.yaml");
+    let name = cluster.name_any();
+    let ready = create_and_wait_ready(&env, &cluster).await;
+    let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
+    let c = env.client.clone();
+
+    assert!(exists(&Api::<Namespace>::all(c.clone()), &ns).await);
+    assert!(exists(&Api::<PersistentVolumeClaim>::namespaced(c.clone(), &ns), &format!("{name}-home")).await);
+    assert!(exists(&Api::<Secret>::namespaced(c.clone(), &ns), &format!("{name}-admin")).await);
+    assert!(exists(&Api::<Secret>::namespaced(c.clone(), &ns), &format!("{name}-casc-reload")).await);
+    assert!(exists(&Api::<ServiceAccount>::namespaced(c.clone(), &ns), &name).await);
+    assert!(exists(&Api::<Role>::namespaced(c.clone(), &ns), &name).await);
+    assert!(exists(&Api::<RoleBinding>::namespaced(c.clone(), &ns), &name).await);
+    assert!(exists(&Api::<ConfigMap>::namespaced(c.clone(), &ns), &format!("{name}-casc")).await);
+    assert!(exists(&Api::<ConfigMap>::namespaced(c.clone(), &ns), &format!("{name}-plugins")).await);
+    assert!(exists(&Api::<Service>::namespaced(c.clone(), &ns), &name).await);
+    let deployment = Api::<Deployment>::namespaced(c.clone(), &ns).get(&name).await.expect("Deployment");
+    let owner = &deployment.owner_references()[0];
+    assert_eq!(owner.kind, "JenkinsCluster");
+    assert_eq!(Some(&owner.uid), ready.metadata.uid.as_ref());
+    for environment in &ready.spec.environments {
+        assert!(exists(&Api::<Namespace>::all(c.clone()), &environment.namespace).await);
+        let binding = format!("{name}-deploy-{}", environment.name);
+        assert!(exists(&Api::<RoleBinding>::namespaced(c.clone(), &environment.namespace), &binding).await);
+    }
+    let status = ready.status.expect("status");
+    assert_eq!(status.observed_generation, ready.metadata.generation);
+    assert_eq!(status.url.as_deref(), Some(format!("http://{name}.{ns}.svc:8080/").as_str()));
+    assert_eq!(status.admin_secret.as_deref(), Some(format!("{name}-admin").as_str()));
+}
+
+#[tokio::test]
+async fn a_converged_cluster_reconciles_without_writes() {
+    let env = Env::start().await;
+    let Some(emulator) = env.emulator_or_skip("zero writes", "the request log") else { return };
+    let cluster = env.example_cluster("cluster-agents-environments.yaml");
+    let name = cluster.name_any();
+    create_and_wait_ready(&env, &cluster).await;
+
+    // Let in-flight work settle, then watch several resyncs.
+    tokio::time::sleep(env.settings.resync).await;
+    emulator.clear_requests();
+    let deployment_path = format!("/apis/apps/v1/namespaces/{name}/deployments/{name}");
+    eventually("three more reconciles", || async {
+        let reads = emulator.requests().iter().filter(|r| r.method == "GET" && r.path == deployment_path).count();
+        (reads >= 3).then_some(())
+    })
+    .await;
+    let writes: Vec<String> = emulator
+        .requests()
+        .iter()
+        .filter(|r| !matches!(r.method.as_str(), "GET"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(writes.is_empty(), "a converged cluster wrote: {writes:#?}");
+}
+
+#[tokio::test]
+async fn only_restart_worthy_changes_roll_the_master() {
+    let env = Env::start().await;
+    let cluster = env.example_cluster("cluster-agents-environments.yaml");
+    let name = cluster.name_any();
+    let ready = create_and_wait_ready(&env, &cluster).await;
+    let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
+    let before = restart_hash(&env, &ns, &name).await;
+    let casc_api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    let casc_before = casc_api.get(&format!("{name}-casc")).await.expect("casc").data;
+
+    // An agent template change reaches the JCasC ConfigMap but not the pod template.
+    let mut templates = serde_json::to_value(&ready.spec.agents.templates).expect("json");
+    templates[0]["idleMinutes"] = json!(17);
+    patch_spec(&env, &name, json!({ "agents": { "templates": templates } })).await;
+    wait_ready(&env, &name).await;
+    let casc_after = casc_api.get(&format!("{name}-casc")).await.expect("casc").data;
+    assert_ne!(casc_before, casc_after, "the agent template change reaches JCasC");
+    assert_eq!(restart_hash(&env, &ns, &name).await, before);
+
+    // A new image restarts the master.
+    patch_spec(&env, &name, json!({ "master": { "image": "jenkins/jenkins:2.541.2-lts-jdk21" } })).await;
+    wait_ready(&env, &name).await;
+    let after_image = restart_hash(&env, &ns, &name).await;
+    assert_ne!(after_image, before);
+
+    // So does a plugin change.
+    patch_spec(&env, &name, json!({ "plugins": [{ "name": "timestamper", "version": "1.27" }] })).await;
+    wait_ready(&env, &name).await;
+    assert_ne!(restart_hash(&env, &ns, &name).await, after_image);
+}
+
+#[tokio::test]
+async fn deleting_a_retained_cluster_keeps_its_volume_and_a_namespace_that_existed() {
+    let env = Env::start().await;
+    let mut cluster = env.example_cluster("cluster-minimal.yaml");
+    let name = cluster.name_any();
+    let ns = env.name("preexisting");
+    cluster.spec.namespace = Some(ns.clone());
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some(ns.clone());
+    namespaces.create(&PostParams::default(), &namespace).await.expect("create the namespace");
+    create_and_wait_ready(&env, &cluster).await;
+
+    let clusters: Api<JenkinsCluster> = Api::all(env.client.clone());
+    clusters.delete(&name, &DeleteParams::default()).await.expect("delete");
+    wait_gone(&clusters, &name).await;
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &ns);
+    wait_gone(&deployments, &name).await;
+
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), &ns);
+    assert!(exists(&claims, &format!("{name}-home")).await, "the volume is retained");
+    let live = namespaces.get(&ns).await.expect("the namespace that existed is kept");
+    assert!(live.metadata.deletion_timestamp.is_none());
+}
+
+#[tokio::test]
+async fn deleting_a_cluster_with_delete_policy_removes_its_volume_and_namespace() {
+    let env = Env::start().await;
+    let mut cluster = env.example_cluster("cluster-minimal.yaml");
+    cluster.spec.persistence.deletion_policy = DeletionPolicy::Delete;
+    let name = cluster.name_any();
+    let ready = create_and_wait_ready(&env, &cluster).await;
+    let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
+
+    let clusters: Api<JenkinsCluster> = Api::all(env.client.clone());
+    clusters.delete(&name, &DeleteParams::default()).await.expect("delete");
+    wait_gone(&clusters, &name).await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), &ns);
+    wait_gone(&claims, &format!("{name}-home")).await;
+    wait_gone(&Api::<Namespace>::all(env.client.clone()), &ns).await;
+}
+
+#[tokio::test]
+async fn an_invalid_spec_stalls_with_a_message_and_recovers_when_fixed() {
+    let env = Env::start().await;
+    let mut cluster = env.example_cluster("cluster-minimal.yaml");
+    let name = cluster.name_any();
+    // Quantities pass the schema as int-or-string; the operator must catch them.
+    cluster.spec.persistence.size =
+        Some(k8s_openapi::apimachinery::pkg::api::resource::Quantity("banana".into()));
+    let api: Api<JenkinsCluster> = Api::all(env.client.clone());
+    api.create(&PostParams::default(), &cluster).await.expect("the schema accepts it");
+
+    let stalled = eventually("the cluster to be Stalled", || {
+        let api = api.clone();
+        let name = name.clone();
+        async move {
+            let live = api.get(&name).await.ok()?;
+            let stalled = condition(&live, "Stalled")?;
+            (stalled.status == "True").then_some(stalled.clone())
+        }
+    })
+    .await;
+    assert_eq!(stalled.reason, "InvalidSpec");
+    assert!(stalled.message.contains("spec.persistence.size"), "message names the field: {}", stalled.message);
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &name);
+    assert!(!exists(&deployments, &name).await, "nothing is built from an invalid spec");
+
+    patch_spec(&env, &name, json!({ "persistence": { "size": "5Gi" } })).await;
+    let ready = wait_ready(&env, &name).await;
+    assert_eq!(condition(&ready, "Stalled").map(|c| c.status.as_str()), Some("False"));
+}
