@@ -32,6 +32,36 @@ struct RunArgs {
     /// Seconds between checks of converged resources when nothing happens.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..))]
     resync_seconds: u64,
+
+    /// Address of the /livez, /readyz and /metrics endpoint.
+    #[arg(
+        long,
+        default_value = "0.0.0.0:8080",
+        env = "JENKINS_OPERATOR_HTTP_ADDR"
+    )]
+    http_addr: std::net::SocketAddr,
+
+    /// Elect a leader through a Lease so that several replicas can run; turn off for a single
+    /// local process.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "jenkins-operator")]
+    lease_name: String,
+
+    /// Namespace of the leader Lease. Defaults to POD_NAMESPACE, then to the namespace of the
+    /// kubeconfig context.
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+
+    /// Seconds the Lease stays valid without renewal: the longest a standby waits to take over.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
+    lease_duration_seconds: u64,
+
+    /// Seconds in-flight reconciles get to finish after SIGTERM.
+    #[arg(long, default_value_t = 20)]
+    shutdown_grace_seconds: u64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -79,11 +109,8 @@ fn run(args: RunArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let settings = jenkins_operator::operator::context::Settings {
-            resync: std::time::Duration::from_secs(args.resync_seconds),
-            ..Default::default()
-        };
-        match jenkins_operator::operator::run(client, settings, shutdown_signal()).await {
+        let options = run_options(&args, &client);
+        match jenkins_operator::operator::run(client, options, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!(error = %error, "the operator stopped");
@@ -91,6 +118,43 @@ fn run(args: RunArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// Turns the command line into the runtime's options.
+fn run_options(args: &RunArgs, client: &kube::Client) -> jenkins_operator::operator::RunOptions {
+    use jenkins_operator::operator::{RunOptions, context::Settings, leader::LeaderConfig};
+    use std::time::Duration;
+    let leader = args.leader_election.then(|| {
+        let duration = Duration::from_secs(args.lease_duration_seconds);
+        LeaderConfig {
+            lease_name: args.lease_name.clone(),
+            namespace: args
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned()),
+            identity: std::env::var("POD_NAME").unwrap_or_else(|_| random_identity()),
+            duration,
+            grace: duration / 3,
+        }
+    });
+    RunOptions {
+        settings: Settings {
+            resync: Duration::from_secs(args.resync_seconds),
+            ..Settings::default()
+        },
+        http_addr: Some(args.http_addr),
+        leader,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
+    }
+}
+
+/// An identity for leader election outside a pod: host name plus random digits.
+fn random_identity() -> String {
+    let mut bytes = [0u8; 4];
+    // Without randomness the identity is still unique enough per process.
+    let _ = getrandom::fill(&mut bytes);
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "jenkins-operator".into());
+    format!("{host}-{}-{}", std::process::id(), hex::encode(bytes))
 }
 
 /// Resolves on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.

@@ -93,6 +93,7 @@ fn kube_error(
 /// Reconciles one JenkinsCluster. The controller calls this for every event and resync.
 pub async fn reconcile(cluster: Arc<JenkinsCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = cluster.name_any();
+    let started = std::time::Instant::now();
     let api: Api<JenkinsCluster> = Api::all(ctx.client.clone());
     let result = finalizer(&api, FINALIZER, cluster, |event| async {
         match event {
@@ -105,6 +106,9 @@ pub async fn reconcile(cluster: Arc<JenkinsCluster>, ctx: Arc<Context>) -> Resul
     if result.is_ok() {
         ctx.reset_backoff(&key);
     }
+    let reason = result.as_ref().err().map(Error::reason);
+    ctx.metrics
+        .observe_reconcile("jenkinscluster", started.elapsed(), reason);
     result
 }
 

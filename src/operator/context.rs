@@ -2,11 +2,13 @@
 //! failure counts that drive backoff.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
+
+use super::metrics::Metrics;
 
 /// Timings of the reconcilers. The defaults suit a real cluster; tests shorten them.
 #[derive(Clone, Debug)]
@@ -37,11 +39,12 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub settings: Settings,
+    pub metrics: Arc<Metrics>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    pub fn new(client: Client, settings: Settings) -> Self {
+    pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>) -> Self {
         let reporter = Reporter {
             controller: "jenkins-operator".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -51,6 +54,7 @@ impl Context {
             client,
             recorder,
             settings,
+            metrics,
             failures: Mutex::new(HashMap::new()),
         }
     }

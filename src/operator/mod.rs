@@ -1,6 +1,9 @@
 //! The operator runtime: controllers wired to their watches, run until shutdown.
 
 pub mod context;
+pub mod health;
+pub mod leader;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -13,12 +16,19 @@ use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
-use tracing::{info, warn};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
 
 use crate::api::JenkinsCluster;
 use crate::cluster::CLUSTER_LABEL;
 use crate::cluster::reconcile::{error_policy, reconcile};
 use context::{Context, Settings};
+use health::Health;
+use leader::LeaderConfig;
+use metrics::Metrics;
 
 /// Why the operator could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +46,9 @@ pub enum Error {
 
     #[error("failed to check the CustomResourceDefinitions: {0}")]
     CrdCheck(#[source] kube::Error),
+
+    #[error("failed to listen on {0}: {1}")]
+    Http(SocketAddr, #[source] std::io::Error),
 }
 
 /// Checks that the CRDs the controllers need are installed and serve our version.
@@ -72,66 +85,199 @@ fn owning_cluster<K: Resource>(child: K) -> Option<ObjectRef<JenkinsCluster>> {
         .map(|name| ObjectRef::new(name))
 }
 
-/// Runs the controllers until `shutdown` resolves. In-flight reconciles finish first.
+/// How `run` behaves.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Reconciler timings.
+    pub settings: Settings,
+    /// Address of the `/livez`, `/readyz` and `/metrics` endpoint; none to serve nothing.
+    pub http_addr: Option<SocketAddr>,
+    /// Leader election; none to reconcile right away (local runs, tests).
+    pub leader: Option<LeaderConfig>,
+    /// How long in-flight reconciles may run after shutdown was requested.
+    pub shutdown_grace: Duration,
+}
+
+/// Runs the controllers until `shutdown` resolves. With leader election, this replica waits as
+/// a standby until it holds the lease, reconciles while it holds it, and goes back to standby
+/// when it loses it. On shutdown, in-flight reconciles get `shutdown_grace` to finish and the
+/// lease is released.
 pub async fn run(
     client: Client,
-    settings: Settings,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    options: RunOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     check_crds(&client).await?;
-    let ctx = Arc::new(Context::new(client.clone(), settings));
-    let children = watcher::Config::default().labels(crate::cluster::MANAGED_BY_SELECTOR);
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        options.settings.clone(),
+        metrics.clone(),
+    ));
 
-    info!("starting the JenkinsCluster controller");
-    Controller::new(
+    // One signal, many listeners.
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    if let Some(addr) = options.http_addr {
+        let listener = health::bind(addr).await.map_err(|e| Error::Http(addr, e))?;
+        info!(address = %addr, "serving /livez, /readyz and /metrics");
+        let (health, metrics, stop) = (health.clone(), metrics.clone(), stop.clone());
+        tokio::spawn(async move {
+            if let Err(e) = health::serve(listener, health, metrics, stopped(stop)).await {
+                warn!(error = %e, "the health endpoint failed");
+            }
+        });
+    }
+
+    loop {
+        // Standby: healthy and ready, but not reconciling.
+        let mut leadership = None;
+        if let Some(config) = &options.leader {
+            metrics.leader.set(0);
+            health.set_ready(true);
+            info!(lease = %config.lease_name, identity = %config.identity, "waiting for the leader lease");
+            tokio::select! {
+                acquired = leader::acquire(client.clone(), config) => match acquired {
+                    Ok(held) => leadership = Some(held),
+                    Err(e) => {
+                        warn!(error = %e, "failed to take part in leader election; retrying");
+                        tokio::time::sleep(config.grace).await;
+                        continue;
+                    }
+                },
+                _ = stopped(stop.clone()) => break,
+            }
+            info!("became the leader");
+        }
+        metrics.leader.set(1);
+        health.set_ready(false);
+
+        let lost = async {
+            match leadership.as_mut() {
+                Some(held) => held.lost().await,
+                None => std::future::pending().await,
+            }
+        };
+        let outcome =
+            run_controllers(ctx.clone(), health.clone(), stop.clone(), lost, &options).await;
+        metrics.leader.set(0);
+        if let Some(held) = leadership {
+            held.release().await;
+        }
+        match outcome {
+            Stopped::Shutdown => break,
+            Stopped::LostLease => warn!("lost the leader lease; stopped reconciling"),
+        }
+    }
+    health.set_stopping();
+    info!("the operator stopped");
+    Ok(())
+}
+
+/// Why the controllers stopped.
+enum Stopped {
+    Shutdown,
+    LostLease,
+}
+
+/// Resolves once `stop` turns true.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Runs the controllers until shutdown (graceful, bounded) or until `lost` (at once).
+async fn run_controllers(
+    ctx: Arc<Context>,
+    health: Arc<Health>,
+    stop: watch::Receiver<bool>,
+    lost: impl std::future::Future<Output = ()>,
+    options: &RunOptions,
+) -> Stopped {
+    let client = ctx.client.clone();
+    let children = watcher::Config::default().labels(crate::cluster::MANAGED_BY_SELECTOR);
+    let graceful = stopped(stop.clone());
+    let controller = Controller::new(
         Api::<JenkinsCluster>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .watches(
-        Api::<Deployment>::all(client.clone()),
-        children.clone(),
-        owning_cluster,
-    )
-    .watches(
-        Api::<Service>::all(client.clone()),
-        children.clone(),
-        owning_cluster,
-    )
-    .watches(
-        Api::<ConfigMap>::all(client.clone()),
-        children.clone(),
-        owning_cluster,
-    )
-    .watches(
-        Api::<ServiceAccount>::all(client.clone()),
-        children.clone(),
-        owning_cluster,
-    )
-    .watches(
-        Api::<Role>::all(client.clone()),
-        children.clone(),
-        owning_cluster,
-    )
-    .watches(
-        Api::<RoleBinding>::all(client.clone()),
-        children.clone(),
-        owning_cluster,
-    )
-    .watches(
-        Api::<PersistentVolumeClaim>::all(client.clone()),
-        children,
-        owning_cluster,
-    )
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        if let Err(error) = result {
-            // Reconcile errors are logged by the error policy; these are watch and
-            // scheduling errors, which the controller retries by itself.
-            warn!(error = %error, "controller event");
+    );
+
+    // Ready once the cluster cache holds its first full list.
+    let store = controller.store();
+    let ready_health = health.clone();
+    let readiness = tokio::spawn(async move {
+        if store.wait_until_ready().await.is_ok() {
+            ready_health.set_ready(true);
         }
-    })
-    .await;
-    info!("controllers stopped");
-    Ok(())
+    });
+
+    info!("starting the JenkinsCluster controller");
+    let controllers = controller
+        .watches(
+            Api::<Deployment>::all(client.clone()),
+            children.clone(),
+            owning_cluster,
+        )
+        .watches(
+            Api::<Service>::all(client.clone()),
+            children.clone(),
+            owning_cluster,
+        )
+        .watches(
+            Api::<ConfigMap>::all(client.clone()),
+            children.clone(),
+            owning_cluster,
+        )
+        .watches(
+            Api::<ServiceAccount>::all(client.clone()),
+            children.clone(),
+            owning_cluster,
+        )
+        .watches(
+            Api::<Role>::all(client.clone()),
+            children.clone(),
+            owning_cluster,
+        )
+        .watches(
+            Api::<RoleBinding>::all(client.clone()),
+            children.clone(),
+            owning_cluster,
+        )
+        .watches(
+            Api::<PersistentVolumeClaim>::all(client.clone()),
+            children,
+            owning_cluster,
+        )
+        .graceful_shutdown_on(graceful)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                // Reconcile errors are logged by the error policy; these are watch and
+                // scheduling errors, which the controller retries by itself.
+                debug!(error = %error, "controller event");
+            }
+        });
+
+    // After a shutdown request the controller stops taking work; bound how long in-flight
+    // reconciles may take.
+    let bounded = async {
+        tokio::select! {
+            _ = controllers => {}
+            _ = async {
+                stopped(stop.clone()).await;
+                tokio::time::sleep(options.shutdown_grace).await;
+            } => warn!("in-flight reconciles did not finish in time; abandoning them"),
+        }
+    };
+    let outcome = tokio::select! {
+        _ = bounded => Stopped::Shutdown,
+        _ = lost => Stopped::LostLease,
+    };
+    readiness.abort();
+    health.set_ready(false);
+    outcome
 }

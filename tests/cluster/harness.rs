@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use jenkins_operator::api::JenkinsCluster;
+use jenkins_operator::operator::RunOptions;
 use jenkins_operator::operator::context::Settings;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
@@ -61,7 +62,13 @@ impl Env {
                 (emulator.client(), Some(emulator), String::new())
             }
         };
-        let env = Env { client, emulator, operator: None, settings: fast_settings(), suffix };
+        let env = Env {
+            client,
+            emulator,
+            operator: None,
+            settings: fast_settings(),
+            suffix,
+        };
         env.install_crds().await;
         env
     }
@@ -69,16 +76,24 @@ impl Env {
     async fn install_crds(&self) {
         let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         for crd in jenkins_operator::api::crds() {
-            api.patch(&crd.name_any(), &PatchParams::apply("jenkins-operator-tests").force(), &Patch::Apply(&crd))
-                .await
-                .expect("install a CRD");
+            api.patch(
+                &crd.name_any(),
+                &PatchParams::apply("jenkins-operator-tests").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .expect("install a CRD");
             let name = crd.name_any();
             eventually("the CRD to be established", || {
                 let api = api.clone();
                 let name = name.clone();
                 async move {
                     let crd = api.get(&name).await.ok()?;
-                    let established = crd.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True");
+                    let established = crd
+                        .status?
+                        .conditions?
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True");
                     established.then_some(())
                 }
             })
@@ -96,7 +111,14 @@ impl Env {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            jenkins_operator::operator::run(client, settings, shutdown).await.expect("operator runs");
+            let options = RunOptions {
+                settings,
+                shutdown_grace: Duration::from_secs(5),
+                ..RunOptions::default()
+            };
+            jenkins_operator::operator::run(client, options, shutdown)
+                .await
+                .expect("operator runs");
         });
         self.operator = Some((task, stop));
     }

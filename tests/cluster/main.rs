@@ -22,7 +22,9 @@ const RESTART_HASH: &str = "jenkins.ci/restart-hash";
 /// Creates the cluster and waits until it reports Ready for its current generation.
 async fn create_and_wait_ready(env: &Env, cluster: &JenkinsCluster) -> JenkinsCluster {
     let api: Api<JenkinsCluster> = Api::all(env.client.clone());
-    api.create(&PostParams::default(), cluster).await.expect("create the JenkinsCluster");
+    api.create(&PostParams::default(), cluster)
+        .await
+        .expect("create the JenkinsCluster");
     wait_ready(env, &cluster.name_any()).await
 }
 
@@ -34,7 +36,9 @@ async fn wait_ready(env: &Env, name: &str) -> JenkinsCluster {
             let cluster = api.get(name).await.ok()?;
             let status = cluster.status.as_ref()?;
             let ready = status.conditions.iter().any(|c| {
-                c.type_ == "Ready" && c.status == "True" && c.observed_generation == cluster.metadata.generation
+                c.type_ == "Ready"
+                    && c.status == "True"
+                    && c.observed_generation == cluster.metadata.generation
             });
             ready.then_some(cluster)
         }
@@ -42,8 +46,16 @@ async fn wait_ready(env: &Env, name: &str) -> JenkinsCluster {
     .await
 }
 
-fn condition<'a>(cluster: &'a JenkinsCluster, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    cluster.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+fn condition<'a>(
+    cluster: &'a JenkinsCluster,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    cluster
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
 }
 
 async fn exists<K>(api: &Api<K>, name: &str) -> bool
@@ -66,9 +78,13 @@ where
 
 async fn patch_spec(env: &Env, name: &str, spec: serde_json::Value) {
     let api: Api<JenkinsCluster> = Api::all(env.client.clone());
-    api.patch(name, &PatchParams::default(), &Patch::Merge(json!({ "spec": spec })))
-        .await
-        .expect("patch the JenkinsCluster spec");
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": spec })),
+    )
+    .await
+    .expect("patch the JenkinsCluster spec");
 }
 
 async fn restart_hash(env: &Env, namespace: &str, name: &str) -> String {
@@ -79,7 +95,10 @@ async fn restart_hash(env: &Env, namespace: &str, name: &str) -> String {
         .and_then(|s| s.template.metadata)
         .and_then(|m| m.annotations)
         .unwrap_or_default();
-    annotations.get(RESTART_HASH).cloned().expect("the pod template carries the restart hash")
+    annotations
+        .get(RESTART_HASH)
+        .cloned()
+        .expect("the pod template carries the restart hash")
 }
 
 #[tokio::test]
@@ -92,34 +111,81 @@ async fn a_new_cluster_gets_every_child_and_becomes_ready() {
     let c = env.client.clone();
 
     assert!(exists(&Api::<Namespace>::all(c.clone()), &ns).await);
-    assert!(exists(&Api::<PersistentVolumeClaim>::namespaced(c.clone(), &ns), &format!("{name}-home")).await);
-    assert!(exists(&Api::<Secret>::namespaced(c.clone(), &ns), &format!("{name}-admin")).await);
-    assert!(exists(&Api::<Secret>::namespaced(c.clone(), &ns), &format!("{name}-casc-reload")).await);
+    assert!(
+        exists(
+            &Api::<PersistentVolumeClaim>::namespaced(c.clone(), &ns),
+            &format!("{name}-home")
+        )
+        .await
+    );
+    assert!(
+        exists(
+            &Api::<Secret>::namespaced(c.clone(), &ns),
+            &format!("{name}-admin")
+        )
+        .await
+    );
+    assert!(
+        exists(
+            &Api::<Secret>::namespaced(c.clone(), &ns),
+            &format!("{name}-casc-reload")
+        )
+        .await
+    );
     assert!(exists(&Api::<ServiceAccount>::namespaced(c.clone(), &ns), &name).await);
     assert!(exists(&Api::<Role>::namespaced(c.clone(), &ns), &name).await);
     assert!(exists(&Api::<RoleBinding>::namespaced(c.clone(), &ns), &name).await);
-    assert!(exists(&Api::<ConfigMap>::namespaced(c.clone(), &ns), &format!("{name}-casc")).await);
-    assert!(exists(&Api::<ConfigMap>::namespaced(c.clone(), &ns), &format!("{name}-plugins")).await);
+    assert!(
+        exists(
+            &Api::<ConfigMap>::namespaced(c.clone(), &ns),
+            &format!("{name}-casc")
+        )
+        .await
+    );
+    assert!(
+        exists(
+            &Api::<ConfigMap>::namespaced(c.clone(), &ns),
+            &format!("{name}-plugins")
+        )
+        .await
+    );
     assert!(exists(&Api::<Service>::namespaced(c.clone(), &ns), &name).await);
-    let deployment = Api::<Deployment>::namespaced(c.clone(), &ns).get(&name).await.expect("Deployment");
+    let deployment = Api::<Deployment>::namespaced(c.clone(), &ns)
+        .get(&name)
+        .await
+        .expect("Deployment");
     let owner = &deployment.owner_references()[0];
     assert_eq!(owner.kind, "JenkinsCluster");
     assert_eq!(Some(&owner.uid), ready.metadata.uid.as_ref());
     for environment in &ready.spec.environments {
         assert!(exists(&Api::<Namespace>::all(c.clone()), &environment.namespace).await);
         let binding = format!("{name}-deploy-{}", environment.name);
-        assert!(exists(&Api::<RoleBinding>::namespaced(c.clone(), &environment.namespace), &binding).await);
+        assert!(
+            exists(
+                &Api::<RoleBinding>::namespaced(c.clone(), &environment.namespace),
+                &binding
+            )
+            .await
+        );
     }
     let status = ready.status.expect("status");
     assert_eq!(status.observed_generation, ready.metadata.generation);
-    assert_eq!(status.url.as_deref(), Some(format!("http://{name}.{ns}.svc:8080/").as_str()));
-    assert_eq!(status.admin_secret.as_deref(), Some(format!("{name}-admin").as_str()));
+    assert_eq!(
+        status.url.as_deref(),
+        Some(format!("http://{name}.{ns}.svc:8080/").as_str())
+    );
+    assert_eq!(
+        status.admin_secret.as_deref(),
+        Some(format!("{name}-admin").as_str())
+    );
 }
 
 #[tokio::test]
 async fn a_converged_cluster_reconciles_without_writes() {
     let env = Env::start().await;
-    let Some(emulator) = env.emulator_or_skip("zero writes", "the request log") else { return };
+    let Some(emulator) = env.emulator_or_skip("zero writes", "the request log") else {
+        return;
+    };
     let cluster = env.example_cluster("cluster-agents-environments.yaml");
     let name = cluster.name_any();
     create_and_wait_ready(&env, &cluster).await;
@@ -129,7 +195,11 @@ async fn a_converged_cluster_reconciles_without_writes() {
     emulator.clear_requests();
     let deployment_path = format!("/apis/apps/v1/namespaces/{name}/deployments/{name}");
     eventually("three more reconciles", || async {
-        let reads = emulator.requests().iter().filter(|r| r.method == "GET" && r.path == deployment_path).count();
+        let reads = emulator
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path == deployment_path)
+            .count();
         (reads >= 3).then_some(())
     })
     .await;
@@ -151,25 +221,46 @@ async fn only_restart_worthy_changes_roll_the_master() {
     let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
     let before = restart_hash(&env, &ns, &name).await;
     let casc_api: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
-    let casc_before = casc_api.get(&format!("{name}-casc")).await.expect("casc").data;
+    let casc_before = casc_api
+        .get(&format!("{name}-casc"))
+        .await
+        .expect("casc")
+        .data;
 
     // An agent template change reaches the JCasC ConfigMap but not the pod template.
     let mut templates = serde_json::to_value(&ready.spec.agents.templates).expect("json");
     templates[0]["idleMinutes"] = json!(17);
     patch_spec(&env, &name, json!({ "agents": { "templates": templates } })).await;
     wait_ready(&env, &name).await;
-    let casc_after = casc_api.get(&format!("{name}-casc")).await.expect("casc").data;
-    assert_ne!(casc_before, casc_after, "the agent template change reaches JCasC");
+    let casc_after = casc_api
+        .get(&format!("{name}-casc"))
+        .await
+        .expect("casc")
+        .data;
+    assert_ne!(
+        casc_before, casc_after,
+        "the agent template change reaches JCasC"
+    );
     assert_eq!(restart_hash(&env, &ns, &name).await, before);
 
     // A new image restarts the master.
-    patch_spec(&env, &name, json!({ "master": { "image": "jenkins/jenkins:2.541.2-lts-jdk21" } })).await;
+    patch_spec(
+        &env,
+        &name,
+        json!({ "master": { "image": "jenkins/jenkins:2.541.2-lts-jdk21" } }),
+    )
+    .await;
     wait_ready(&env, &name).await;
     let after_image = restart_hash(&env, &ns, &name).await;
     assert_ne!(after_image, before);
 
     // So does a plugin change.
-    patch_spec(&env, &name, json!({ "plugins": [{ "name": "timestamper", "version": "1.27" }] })).await;
+    patch_spec(
+        &env,
+        &name,
+        json!({ "plugins": [{ "name": "timestamper", "version": "1.27" }] }),
+    )
+    .await;
     wait_ready(&env, &name).await;
     assert_ne!(restart_hash(&env, &ns, &name).await, after_image);
 }
@@ -184,18 +275,30 @@ async fn deleting_a_retained_cluster_keeps_its_volume_and_a_namespace_that_exist
     let namespaces: Api<Namespace> = Api::all(env.client.clone());
     let mut namespace = Namespace::default();
     namespace.metadata.name = Some(ns.clone());
-    namespaces.create(&PostParams::default(), &namespace).await.expect("create the namespace");
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create the namespace");
     create_and_wait_ready(&env, &cluster).await;
 
     let clusters: Api<JenkinsCluster> = Api::all(env.client.clone());
-    clusters.delete(&name, &DeleteParams::default()).await.expect("delete");
+    clusters
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete");
     wait_gone(&clusters, &name).await;
     let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &ns);
     wait_gone(&deployments, &name).await;
 
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), &ns);
-    assert!(exists(&claims, &format!("{name}-home")).await, "the volume is retained");
-    let live = namespaces.get(&ns).await.expect("the namespace that existed is kept");
+    assert!(
+        exists(&claims, &format!("{name}-home")).await,
+        "the volume is retained"
+    );
+    let live = namespaces
+        .get(&ns)
+        .await
+        .expect("the namespace that existed is kept");
     assert!(live.metadata.deletion_timestamp.is_none());
 }
 
@@ -209,7 +312,10 @@ async fn deleting_a_cluster_with_delete_policy_removes_its_volume_and_namespace(
     let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
 
     let clusters: Api<JenkinsCluster> = Api::all(env.client.clone());
-    clusters.delete(&name, &DeleteParams::default()).await.expect("delete");
+    clusters
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete");
     wait_gone(&clusters, &name).await;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), &ns);
     wait_gone(&claims, &format!("{name}-home")).await;
@@ -222,10 +328,13 @@ async fn an_invalid_spec_stalls_with_a_message_and_recovers_when_fixed() {
     let mut cluster = env.example_cluster("cluster-minimal.yaml");
     let name = cluster.name_any();
     // Quantities pass the schema as int-or-string; the operator must catch them.
-    cluster.spec.persistence.size =
-        Some(k8s_openapi::apimachinery::pkg::api::resource::Quantity("banana".into()));
+    cluster.spec.persistence.size = Some(k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+        "banana".into(),
+    ));
     let api: Api<JenkinsCluster> = Api::all(env.client.clone());
-    api.create(&PostParams::default(), &cluster).await.expect("the schema accepts it");
+    api.create(&PostParams::default(), &cluster)
+        .await
+        .expect("the schema accepts it");
 
     let stalled = eventually("the cluster to be Stalled", || {
         let api = api.clone();
@@ -238,11 +347,21 @@ async fn an_invalid_spec_stalls_with_a_message_and_recovers_when_fixed() {
     })
     .await;
     assert_eq!(stalled.reason, "InvalidSpec");
-    assert!(stalled.message.contains("spec.persistence.size"), "message names the field: {}", stalled.message);
+    assert!(
+        stalled.message.contains("spec.persistence.size"),
+        "message names the field: {}",
+        stalled.message
+    );
     let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &name);
-    assert!(!exists(&deployments, &name).await, "nothing is built from an invalid spec");
+    assert!(
+        !exists(&deployments, &name).await,
+        "nothing is built from an invalid spec"
+    );
 
     patch_spec(&env, &name, json!({ "persistence": { "size": "5Gi" } })).await;
     let ready = wait_ready(&env, &name).await;
-    assert_eq!(condition(&ready, "Stalled").map(|c| c.status.as_str()), Some("False"));
+    assert_eq!(
+        condition(&ready, "Stalled").map(|c| c.status.as_str()),
+        Some("False")
+    );
 }

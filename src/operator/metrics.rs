@@ -1,0 +1,142 @@
+//! Prometheus metrics of the operator. No label carries an object's name: the series count
+//! stays the same with one cluster or a thousand.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    pub controller: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub controller: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JenkinsLabels {
+    pub operation: &'static str,
+    pub outcome: &'static str,
+}
+
+/// Every metric the operator exports.
+pub struct Metrics {
+    registry: Registry,
+    pub reconciles: Family<ControllerLabels, Counter>,
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    pub reconcile_duration: Family<ControllerLabels, Histogram>,
+    pub jenkins_requests: Family<JenkinsLabels, Counter>,
+    pub leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("jenkins_operator");
+        let reconciles = Family::<ControllerLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles started, by controller",
+            reconciles.clone(),
+        );
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by controller and reason",
+            reconcile_errors.clone(),
+        );
+        let reconcile_duration =
+            Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 14))
+            });
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconcile, by controller",
+            reconcile_duration.clone(),
+        );
+        let jenkins_requests = Family::<JenkinsLabels, Counter>::default();
+        registry.register(
+            "jenkins_requests",
+            "Requests to Jenkins, by operation and outcome",
+            jenkins_requests.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease",
+            leader.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            jenkins_requests,
+            leader,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one finished reconcile.
+    pub fn observe_reconcile(
+        &self,
+        controller: &'static str,
+        took: Duration,
+        error: Option<&'static str>,
+    ) {
+        let labels = ControllerLabels { controller };
+        self.reconciles.get_or_create(&labels).inc();
+        self.reconcile_duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+        if let Some(reason) = error {
+            self.reconcile_errors
+                .get_or_create(&ErrorLabels { controller, reason })
+                .inc();
+        }
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconciles_and_errors_show_up_in_the_text_format() {
+        let metrics = Metrics::default();
+        metrics.observe_reconcile("jenkinscluster", Duration::from_millis(20), None);
+        metrics.observe_reconcile(
+            "jenkinscluster",
+            Duration::from_millis(20),
+            Some("KubeError"),
+        );
+        metrics.leader.set(1);
+        let text = metrics.encode();
+        assert!(
+            text.contains("jenkins_operator_reconciles_total{controller=\"jenkinscluster\"} 2")
+        );
+        assert!(text.contains(
+            "jenkins_operator_reconcile_errors_total{controller=\"jenkinscluster\",reason=\"KubeError\"} 1"
+        ));
+        assert!(text.contains(
+            "jenkins_operator_reconcile_duration_seconds_count{controller=\"jenkinscluster\"} 2"
+        ));
+        assert!(text.contains("jenkins_operator_leader 1"));
+    }
+}
