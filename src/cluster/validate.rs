@@ -582,7 +582,7 @@ pub fn parse_quantity(quantity: &Quantity) -> Option<f64> {
     let (number, suffix) = unsigned.split_at(number_len);
     let digits_ok = match number.split_once('.') {
         None => !number.is_empty(),
-        Some((int, frac)) => !(int.is_empty() && frac.is_empty()) && !frac.contains('.'),
+        Some((int, frac)) => (!int.is_empty() || !frac.is_empty()) && !frac.contains('.'),
     };
     if !digits_ok {
         return None;
