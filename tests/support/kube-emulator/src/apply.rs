@@ -396,15 +396,19 @@ pub fn apply(
         remove_path(&mut merged, path);
     }
 
-    entries.retain(|e| !is_own(e));
-    entries.push(ManagedEntry {
+    let entry = ManagedEntry {
         manager: request.manager.to_string(),
         operation: "Apply".into(),
         api_version: request.api_version.to_string(),
         time: request.now.to_string(),
-        subresource,
+        subresource: subresource.clone(),
         fields: applied_set,
-    });
+    };
+    // Keep the entry's place, so an unchanged apply leaves managedFields unchanged.
+    match entries.iter().position(is_own) {
+        Some(index) => entries[index] = entry,
+        None => entries.push(entry),
+    }
     Ok(merged)
 }
 
