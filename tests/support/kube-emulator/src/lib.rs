@@ -153,13 +153,28 @@ impl Emulator {
 
     /// A kubeconfig file body pointing at this server (for `kubectl` or a subprocess).
     pub fn kubeconfig_yaml(&self) -> String {
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-emulator\n  cluster:\n    \
-             server: {}\ncontexts:\n- name: kube-emulator\n  context:\n    cluster: kube-emulator\n    \
-             user: kube-emulator\n    namespace: default\ncurrent-context: kube-emulator\nusers:\n\
-             - name: kube-emulator\n  user: {{}}\npreferences: {{}}\n",
-            self.url()
-        )
+        let server = self.url();
+        [
+            "apiVersion: v1",
+            "kind: Config",
+            "clusters:",
+            "- name: kube-emulator",
+            "  cluster:",
+            &format!("    server: {server}"),
+            "contexts:",
+            "- name: kube-emulator",
+            "  context:",
+            "    cluster: kube-emulator",
+            "    user: kube-emulator",
+            "    namespace: default",
+            "current-context: kube-emulator",
+            "users:",
+            "- name: kube-emulator",
+            "  user: {}",
+            "preferences: {}",
+            "",
+        ]
+        .join("\n")
     }
 
     /// Every request handled so far, oldest first.

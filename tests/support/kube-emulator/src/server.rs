@@ -84,7 +84,7 @@ fn parse_path(path: &str, store: &Store) -> Target {
         .trim_matches('/')
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s))
+        .map(percent_decode)
         .collect();
     let (group, version, rest) = match segments.first().map(String::as_str) {
         Some("version") if segments.len() == 1 => return Target::Version,
@@ -242,7 +242,12 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
 
 fn finish(shared: &Shared, mut record: RequestRecord, response: Response) -> Response {
     record.status = response.status().as_u16();
-    tracing::debug!(method = %record.method, path = %record.path, status = record.status, "request");
+    tracing::debug!(
+        method = %record.method,
+        path = %record.path,
+        status = record.status,
+        "request"
+    );
     lock(&shared.requests).push(record);
     shared.controllers.notify_one();
     response
@@ -285,7 +290,9 @@ fn discovery(shared: &Shared, segments: &[String]) -> Response {
         ["api"] => json!({
             "kind": "APIVersions",
             "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": shared.address}],
+            "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": shared.address},
+            ],
         }),
         ["apis"] => {
             let mut groups: Vec<&str> = Vec::new();
@@ -362,7 +369,12 @@ fn resource_list(kinds: &[ResourceKind], group: &str, version: &str) -> Value {
     } else {
         format!("{group}/{version}")
     };
-    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    })
 }
 
 /// One decoded resource request.
@@ -534,7 +546,9 @@ impl Call<'_> {
                 415,
                 "UnsupportedMediaType",
                 format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {media:?})"
+                    "the body of the request was in an unknown format - accepted media types \
+                     include: application/json-patch+json, application/merge-patch+json, \
+                     application/apply-patch+yaml (got {media:?})"
                 ),
             )
         };

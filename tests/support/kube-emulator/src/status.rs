@@ -19,7 +19,7 @@ pub struct ApiError {
     pub reason: String,
     pub message: String,
     /// `details.name`, `details.group`, `details.kind` when the error is about one object.
-    pub details: Option<(String, String, String)>,
+    pub details: Option<Box<(String, String, String)>>,
     pub causes: Vec<Cause>,
     /// Sent as the `Retry-After` header and `details.retryAfterSeconds`.
     pub retry_after: Option<u32>,
@@ -39,7 +39,11 @@ impl ApiError {
 
     /// Attaches `details` naming the object (`kind` is the plural resource, as the server does).
     pub fn about(mut self, name: &str, group: &str, kind: &str) -> Self {
-        self.details = Some((name.to_string(), group.to_string(), kind.to_string()));
+        self.details = Some(Box::new((
+            name.to_string(),
+            group.to_string(),
+            kind.to_string(),
+        )));
         self
     }
 
@@ -128,7 +132,8 @@ impl ApiError {
             "code": self.code,
         });
         let mut details = serde_json::Map::new();
-        if let Some((name, group, kind)) = &self.details {
+        if let Some(details_of) = &self.details {
+            let (name, group, kind) = details_of.as_ref();
             details.insert("name".into(), json!(name));
             if !group.is_empty() {
                 details.insert("group".into(), json!(group));

@@ -230,7 +230,8 @@ impl Store {
             && ns != namespace
         {
             return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
+                "the namespace of the provided object does not match the namespace sent on the \
+                 request",
             ));
         }
         self.check_namespace(kind, namespace)?;
@@ -958,7 +959,11 @@ fn crd_status(crd: &mut Value, now: &str) -> Result<(), ApiError> {
         "acceptedNames": crd["spec"]["names"],
         "conditions": [
             condition("NamesAccepted", "NoConflicts", "no conflicts found"),
-            condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+            condition(
+                "Established",
+                "InitialNamesAccepted",
+                "the initial names have been accepted",
+            ),
         ],
         "storedVersions": [defined.storage_version()],
     });

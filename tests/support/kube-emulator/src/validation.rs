@@ -234,7 +234,10 @@ fn check(value: &Value, schema: &Value, path: &str, causes: &mut Vec<Cause>) {
         causes.push(cause(
             "FieldValueTypeInvalid",
             path,
-            format!("Invalid value: \"{actual}\": {path} in body must be of type {expected}: \"{actual}\""),
+            format!(
+                "Invalid value: \"{actual}\": {path} in body must be of type {expected}: \
+                 \"{actual}\""
+            ),
         ));
         return;
     }

@@ -80,7 +80,11 @@ impl WatchRequest {
         }
         json!({
             "type": "BOOKMARK",
-            "object": {"apiVersion": self.api_version(), "kind": self.kind.kind, "metadata": metadata},
+            "object": {
+                "apiVersion": self.api_version(),
+                "kind": self.kind.kind,
+                "metadata": metadata,
+            },
         })
     }
 }

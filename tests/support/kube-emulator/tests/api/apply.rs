@@ -110,7 +110,14 @@ async fn managed_fields_of(api: &Api<ConfigMap>, manager: &str) -> Value {
 async fn conflicting_applies_are_409_unless_forced_and_force_moves_ownership() {
     let emulator = Emulator::start().await;
     let api: Api<ConfigMap> = Api::default_namespaced(emulator.client());
-    let config = |value: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": value}});
+    let config = |value: &str| {
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "c"},
+            "data": {"k": value},
+        })
+    };
     api.patch("c", &apply("first"), &Patch::Apply(config("1")))
         .await
         .expect("first");

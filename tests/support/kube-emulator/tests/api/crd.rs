@@ -15,7 +15,12 @@ fn crd() -> Value {
         "metadata": {"name": "widgets.example.com"},
         "spec": {
             "group": "example.com",
-            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "shortNames": ["wd"]},
+            "names": {
+                "kind": "Widget",
+                "plural": "widgets",
+                "singular": "widget",
+                "shortNames": ["wd"],
+            },
             "scope": "Namespaced",
             "versions": [{
                 "name": "v1", "served": true, "storage": true,
@@ -31,7 +36,10 @@ fn crd() -> Value {
                                     "type": "object",
                                     "required": ["image"],
                                     "properties": {
-                                        "image": {"type": "string", "pattern": "^[a-z/]+:[a-z0-9.]+$"},
+                                        "image": {
+                                            "type": "string",
+                                            "pattern": "^[a-z/]+:[a-z0-9.]+$",
+                                        },
                                         "pullPolicy": {"type": "string", "default": "IfNotPresent"},
                                     },
                                 },
@@ -39,7 +47,10 @@ fn crd() -> Value {
                                 "mode": {"type": "string", "enum": ["fast", "safe"]},
                                 "name": {"type": "string", "maxLength": 5},
                                 "size": {"x-kubernetes-int-or-string": true},
-                                "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                                "extra": {
+                                    "type": "object",
+                                    "x-kubernetes-preserve-unknown-fields": true,
+                                },
                             },
                         },
                         "status": {"type": "object", "properties": {"phase": {"type": "string"}}},

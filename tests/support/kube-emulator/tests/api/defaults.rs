@@ -32,7 +32,10 @@ async fn deployments_get_the_server_defaults_a_controller_must_not_fight() {
     let spec = &created["spec"];
     assert_eq!(
         spec["strategy"],
-        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+        json!({
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+        })
     );
     assert_eq!(spec["revisionHistoryLimit"], 10);
     assert_eq!(spec["progressDeadlineSeconds"], 600);

@@ -103,7 +103,12 @@ async fn the_request_log_records_verbs_resources_and_managers() {
         .expect("create");
     emulator.clear_requests();
 
-    let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}});
+    let applied = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "a"},
+        "data": {"k": "v"},
+    });
     api.patch("a", &PatchParams::apply("op"), &Patch::Apply(applied))
         .await
         .expect("apply");
