@@ -133,8 +133,15 @@ async fn a_new_cluster_gets_every_child_and_becomes_ready() {
         .await
     );
     assert!(exists(&Api::<ServiceAccount>::namespaced(c.clone(), &ns), &name).await);
-    assert!(exists(&Api::<Role>::namespaced(c.clone(), &ns), &name).await);
-    assert!(exists(&Api::<RoleBinding>::namespaced(c.clone(), &ns), &name).await);
+    // The kubernetes plugin's rights live where the agent pods run.
+    let agents = ready
+        .spec
+        .agents
+        .namespace
+        .clone()
+        .unwrap_or_else(|| ns.clone());
+    assert!(exists(&Api::<Role>::namespaced(c.clone(), &agents), &name).await);
+    assert!(exists(&Api::<RoleBinding>::namespaced(c.clone(), &agents), &name).await);
     assert!(
         exists(
             &Api::<ConfigMap>::namespaced(c.clone(), &ns),
@@ -188,12 +195,13 @@ async fn a_converged_cluster_reconciles_without_writes() {
     };
     let cluster = env.example_cluster("cluster-agents-environments.yaml");
     let name = cluster.name_any();
-    create_and_wait_ready(&env, &cluster).await;
+    let ready = create_and_wait_ready(&env, &cluster).await;
+    let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
 
     // Let in-flight work settle, then watch several resyncs.
     tokio::time::sleep(env.settings.resync).await;
     emulator.clear_requests();
-    let deployment_path = format!("/apis/apps/v1/namespaces/{name}/deployments/{name}");
+    let deployment_path = format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}");
     eventually("three more reconciles", || async {
         let reads = emulator
             .requests()

@@ -179,6 +179,20 @@ fn merge_keyed_items(live: &mut Vec<Value>, items: &[Value], keys: &[String]) {
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
     let operations: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+    // The API server's JSON patch library lets `test` with a null value pass when the path is
+    // missing; kube's finalizer helper relies on it to add the first finalizer.
+    let operations = json_patch::Patch(
+        operations
+            .0
+            .into_iter()
+            .filter(|op| match op {
+                json_patch::PatchOperation::Test(test) => {
+                    !(test.value.is_null() && target.pointer(test.path.as_str()).is_none())
+                }
+                _ => true,
+            })
+            .collect(),
+    );
     json_patch::patch(target, &operations).map_err(|e| {
         let message = match e.kind {
             json_patch::PatchErrorKind::TestFailed => {
