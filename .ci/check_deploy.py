@@ -30,8 +30,8 @@ REPO_CRDS = ROOT / "crds"
 MANIFESTS = ROOT / "deploy/manifests"
 EXAMPLES = ROOT / "examples"
 
-# The Kubernetes version whose schemas the rendered objects are validated against. kubernetes-validate
-# 1.37.0 ships 1.25 to 1.37; a version it lacks fails the check rather than silently using another.
+# The Kubernetes version whose schemas the rendered objects are validated against:
+# kubernetes-validate 1.37.0 ships 1.25 to 1.37.
 KUBE_VERSION = "1.33"
 
 # The release that deploy/manifests/ is generated from (and that the default render uses).
@@ -41,32 +41,7 @@ NAMESPACE = "jenkins-operator"
 FIX_MANIFESTS = ".ci/check-deploy --write-manifests"
 
 # Values that differ from every default worth changing; rendered as release `ci` in `platform`.
-CUSTOM_VALUES: dict[str, Any] = {
-    "replicaCount": 1,
-    "leaderElection": {"enabled": False},
-    "logFormat": "json",
-    "logLevel": "info,jenkins_operator=debug",
-    "image": {"repository": "registry.example/jenkins-operator", "tag": "0.1.0-rc.1",
-              "pullPolicy": "Always"},
-    "imagePullSecrets": [{"name": "registry-credentials"}],
-    "serviceAccount": {"annotations": {"iam.example/role": "jenkins-operator"}},
-    "http": {"port": 9090},
-    "extraArgs": ["--resync-seconds", "600"],
-    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                  "limits": {"cpu": "1", "memory": "512Mi"}},
-    "terminationGracePeriodSeconds": 60,
-    "podAnnotations": {"example.com/team": "platform"},
-    "podLabels": {"team": "platform"},
-    "nodeSelector": {"kubernetes.io/os": "linux", "node-role.example/ci": "true"},
-    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ci", "effect": "NoSchedule"}],
-    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{"matchExpressions": [
-            {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64", "arm64"]}]}]}}},
-    "priorityClassName": "platform-critical",
-    "spreadAcrossNodes": False,
-    "metrics": {"serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "5s",
-                                   "labels": {"release": "prometheus"}}},
-}
+CUSTOM_VALUES: dict[str, Any] = yaml.safe_load((CHART / "ci/custom-values.yaml").read_text())
 CUSTOM_RELEASE = ("ci", "platform")
 
 # Values the chart must refuse, with a fragment of the message it must give.
@@ -78,13 +53,28 @@ REJECTED_VALUES: list[tuple[dict[str, Any], str]] = [
 ]
 
 # Helm's install order for the kinds the chart renders; the generated manifests follow it.
-INSTALL_ORDER = ["Namespace", "PodDisruptionBudget", "ServiceAccount", "Secret", "ConfigMap",
-                 "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Role",
-                 "RoleBinding", "Service", "Deployment"]
+INSTALL_ORDER = [
+    "Namespace",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "Deployment",
+]
 
 # Kinds that are custom resources of other projects: kubernetes-validate has no schema for them.
-FOREIGN_CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"):
-                        "a Prometheus Operator custom resource (no schema ships with Kubernetes)"}
+FOREIGN_CUSTOM_KINDS = {
+    (
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+    ): "a Prometheus Operator custom resource (no schema ships with Kubernetes)"
+}
 
 
 class CheckFailed(Exception):
@@ -107,6 +97,7 @@ class Doc:
 
 # --- reading ----------------------------------------------------------------------------------
 
+
 def yaml_docs(text: str, source: str) -> list[Doc]:
     """Parses a multi-document YAML text; empty documents are dropped."""
     try:
@@ -119,8 +110,9 @@ def rel(path: Path) -> str:
     return str(path.relative_to(ROOT))
 
 
-def render(values: dict[str, Any] | None = None, release: tuple[str, str] = (RELEASE, NAMESPACE)
-           ) -> dict[str, str]:
+def render(
+    values: dict[str, Any] | None = None, release: tuple[str, str] = (RELEASE, NAMESPACE)
+) -> dict[str, str]:
     """Renders the chart as `helm install` would, offline. Returns template path -> manifest."""
     name, namespace = release
     try:
@@ -152,7 +144,9 @@ def one(docs: list[Doc], kind: str) -> dict[str, Any]:
 def rbac_rules() -> dict[str, Any]:
     rules = yaml.safe_load(RULES_FILE.read_text())
     if not isinstance(rules, dict) or set(rules) != {"clusterRules", "leaseRules"}:
-        raise CheckFailed(f"{rel(RULES_FILE)}: expected exactly the keys clusterRules and leaseRules")
+        raise CheckFailed(
+            f"{rel(RULES_FILE)}: expected exactly the keys clusterRules and leaseRules"
+        )
     return rules
 
 
@@ -169,6 +163,8 @@ MANIFEST_HEADER = """\
 # GENERATED from the Helm chart deploy/helm/jenkins-operator with its default values
 # (release {release}, namespace {namespace}). Do not edit: change the chart and run
 #   {fix}
+# Install, from the repository root (the CRDs first, from crds/):
+#   kubectl apply --server-side -f crds/ -f deploy/manifests/
 """
 
 
@@ -182,7 +178,8 @@ def generate_manifests() -> dict[str, str]:
         "# The operator's namespace; its pods meet the restricted Pod Security Standard.\n"
         "apiVersion: v1\nkind: Namespace\nmetadata:\n"
         f"  name: {NAMESPACE}\n  labels:\n"
-        "    pod-security.kubernetes.io/enforce: restricted\n")
+        "    pod-security.kubernetes.io/enforce: restricted\n"
+    )
     pieces: list[tuple[int, str, str]] = [(0, "", namespace_doc)]
     for path, text in render().items():
         if path.endswith("NOTES.txt"):
@@ -198,13 +195,8 @@ def generate_manifests() -> dict[str, str]:
     pieces.sort(key=lambda p: (p[0], p[1]))
     operator = header + "".join(f"---\n{body}" for _, _, body in pieces)
 
-    crds = ["# GENERATED: the CRDs of the Helm chart deploy/helm/jenkins-operator (its crds/ folder,\n"
-            "# a copy of the repository's crds/). Do not edit: change the code and run\n"
-            f"#   cargo run -- crds > crds/jenkins.ci.yaml && cp crds/*.yaml {rel(CHART)}/crds/"
-            f" && {FIX_MANIFESTS}\n"]
-    for path in sorted((CHART / "crds").glob("*.yaml")):
-        crds.append(f"# Source: crds/{path.name}\n{path.read_text()}")
-    return {"crds.yaml": "".join(crds), "jenkins-operator.yaml": operator}
+    # The CRDs are not copied here a third time: plain-manifest users apply crds/ first.
+    return {"jenkins-operator.yaml": operator}
 
 
 def write_manifests() -> None:
@@ -217,31 +209,46 @@ def write_manifests() -> None:
 # --- checks ---------------------------------------------------------------------------------------
 # Each check returns a one-line summary or raises CheckFailed with what is wrong.
 
+
 def check_chart_crds() -> str:
     """The chart's crds/ is a byte-for-byte copy of the repository's crds/."""
     repo = {p.name: p.read_bytes() for p in REPO_CRDS.glob("*.yaml")}
     chart = {p.name: p.read_bytes() for p in (CHART / "crds").glob("*.yaml")}
     problems = [f"{rel(CHART)}/crds/{n} is missing" for n in sorted(repo.keys() - chart.keys())]
-    problems += [f"{rel(CHART)}/crds/{n} is not in crds/" for n in sorted(chart.keys() - repo.keys())]
-    problems += [f"{rel(CHART)}/crds/{n} differs from crds/{n}"
-                 for n in sorted(repo.keys() & chart.keys()) if repo[n] != chart[n]]
+    problems += [
+        f"{rel(CHART)}/crds/{n} is not in crds/" for n in sorted(chart.keys() - repo.keys())
+    ]
+    problems += [
+        f"{rel(CHART)}/crds/{n} differs from crds/{n}"
+        for n in sorted(repo.keys() & chart.keys())
+        if repo[n] != chart[n]
+    ]
     if problems:
-        raise CheckFailed("; ".join(problems) + f"\nfix: cp crds/*.yaml {rel(CHART)}/crds/")
+        raise CheckFailed(
+            "; ".join(problems) + "\nfix: UPDATE_CRDS=1 cargo test --test crds "
+            f"--test deploy (or: cp crds/*.yaml {rel(CHART)}/crds/)"
+        )
     return f"{len(repo)} file(s) identical to crds/"
 
 
 def check_lint() -> str:
     """`helm lint --strict` with the default and the custom values."""
     for label, values in (("default", None), ("custom", CUSTOM_VALUES)):
-        report = helm.lint(CHART, values, strict=True, kube_version=f"v{KUBE_VERSION}.0",
-                           namespace=NAMESPACE)
+        report = helm.lint(
+            CHART, values, strict=True, kube_version=f"v{KUBE_VERSION}.0", namespace=NAMESPACE
+        )
         # Severity: 1 info, 2 warning, 3 error. "icon is recommended" is the only info today.
-        bad = [m for m in report["messages"] if m["severity"] >= 2] + \
-              [{"path": "", "error": e} for e in report["errors"]]
+        bad = [m for m in report["messages"] if m["severity"] >= 2] + [
+            {"path": "", "error": e} for e in report["errors"]
+        ]
         if bad:
-            raise CheckFailed(f"helm lint ({label} values):\n" + "\n".join(
-                f"  {m['path']}: {m['error'].strip()}" for m in bad))
-    return f"helm lint --strict clean with default and custom values (Helm {helm.helm_sdk_version()})"
+            raise CheckFailed(
+                f"helm lint ({label} values):\n"
+                + "\n".join(f"  {m['path']}: {m['error'].strip()}" for m in bad)
+            )
+    return (
+        f"helm lint --strict clean with default and custom values (Helm {helm.helm_sdk_version()})"
+    )
 
 
 def check_rejected_values() -> str:
@@ -251,7 +258,9 @@ def check_rejected_values() -> str:
             render(values)
         except CheckFailed as error:
             if fragment not in str(error):
-                raise CheckFailed(f"values {values} were refused without naming {fragment!r}: {error}")
+                raise CheckFailed(
+                    f"values {values} were refused without naming {fragment!r}: {error}"
+                )
             continue
         raise CheckFailed(f"values {values} rendered, but the chart must refuse them")
     return f"{len(REJECTED_VALUES)} invalid value sets refused with a clear message"
@@ -302,29 +311,55 @@ def check_render_default() -> str:
     pod = deployment["spec"]["template"]["spec"]
     c = container(docs)
     expect("replicas", deployment["spec"]["replicas"], 2)
-    expect("args", c["args"], ["run", "--log-format", "text", "--http-addr", "0.0.0.0:8080",
-                               "--lease-name", "jenkins-operator"])
+    expect(
+        "args",
+        c["args"],
+        [
+            "run",
+            "--log-format",
+            "text",
+            "--http-addr",
+            "0.0.0.0:8080",
+            "--lease-name",
+            "jenkins-operator",
+        ],
+    )
     expect("env", [e["name"] for e in c["env"]], ["POD_NAME", "POD_NAMESPACE", "RUST_LOG"])
     expect("RUST_LOG", c["env"][2]["value"], "info")
     expect("image", c["image"], "jenkins-operator:0.1.0")
     expect("ports", c["ports"], [{"name": "http", "containerPort": 8080, "protocol": "TCP"}])
     expect("livenessProbe path", c["livenessProbe"]["httpGet"], {"path": "/livez", "port": "http"})
-    expect("readinessProbe path", c["readinessProbe"]["httpGet"], {"path": "/readyz", "port": "http"})
-    expect("resources", c["resources"], {"requests": {"cpu": "50m", "memory": "64Mi"},
-                                         "limits": {"memory": "256Mi"}})
+    expect(
+        "readinessProbe path", c["readinessProbe"]["httpGet"], {"path": "/readyz", "port": "http"}
+    )
+    expect(
+        "resources",
+        c["resources"],
+        {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+    )
     expect("readOnlyRootFilesystem", c["securityContext"]["readOnlyRootFilesystem"], True)
     expect("runAsUser", c["securityContext"]["runAsUser"], 65532)
     expect("terminationGracePeriodSeconds", pod["terminationGracePeriodSeconds"], 30)
     if problems := restricted_violations(pod):
-        raise CheckFailed("the operator pod breaks the restricted Pod Security Standard: "
-                          + "; ".join(problems))
-    expect("PodDisruptionBudget minAvailable", one(docs, "PodDisruptionBudget")["spec"]["minAvailable"], 1)
+        raise CheckFailed(
+            "the operator pod breaks the restricted Pod Security Standard: " + "; ".join(problems)
+        )
+    expect(
+        "PodDisruptionBudget minAvailable",
+        one(docs, "PodDisruptionBudget")["spec"]["minAvailable"],
+        1,
+    )
     expect("ServiceMonitors", find(docs, "ServiceMonitor"), [])
     expect("lease Role", one(docs, "Role")["metadata"]["name"], "jenkins-operator-leader-election")
     expect("Service port", one(docs, "Service")["spec"]["ports"][0]["targetPort"], "http")
     labels = deployment["metadata"]["labels"]
-    for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
-                "app.kubernetes.io/managed-by", "helm.sh/chart"):
+    for key in (
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/instance",
+        "app.kubernetes.io/version",
+        "app.kubernetes.io/managed-by",
+        "helm.sh/chart",
+    ):
         if key not in labels:
             raise CheckFailed(f"the Deployment lacks the standard label {key}")
     kinds = sorted(d.obj["kind"] for d in docs)
@@ -339,32 +374,60 @@ def check_render_custom() -> str:
     c = container(docs)
     expect("name", deployment["metadata"]["name"], "ci-jenkins-operator")
     expect("replicas", deployment["spec"]["replicas"], 1)
-    expect("args", c["args"], ["run", "--log-format", "json", "--http-addr", "0.0.0.0:9090",
-                               "--leader-election=false", "--resync-seconds", "600"])
+    expect(
+        "args",
+        c["args"],
+        [
+            "run",
+            "--log-format",
+            "json",
+            "--http-addr",
+            "0.0.0.0:9090",
+            "--leader-election=false",
+            "--resync-seconds",
+            "600",
+        ],
+    )
     expect("RUST_LOG", c["env"][2]["value"], CUSTOM_VALUES["logLevel"])
     expect("image", c["image"], "registry.example/jenkins-operator:0.1.0-rc.1")
     expect("imagePullPolicy", c["imagePullPolicy"], "Always")
     expect("containerPort", c["ports"][0]["containerPort"], 9090)
     expect("resources", c["resources"], CUSTOM_VALUES["resources"])
-    for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName",
-                "terminationGracePeriodSeconds", "imagePullSecrets"):
+    for key in (
+        "nodeSelector",
+        "tolerations",
+        "affinity",
+        "priorityClassName",
+        "terminationGracePeriodSeconds",
+        "imagePullSecrets",
+    ):
         expect(key, pod.get(key), CUSTOM_VALUES[key])
     expect("topologySpreadConstraints", pod.get("topologySpreadConstraints"), None)
-    expect("pod annotations", deployment["spec"]["template"]["metadata"].get("annotations"),
-           CUSTOM_VALUES["podAnnotations"])
-    expect("pod label team", deployment["spec"]["template"]["metadata"]["labels"].get("team"),
-           "platform")
+    expect(
+        "pod annotations",
+        deployment["spec"]["template"]["metadata"].get("annotations"),
+        CUSTOM_VALUES["podAnnotations"],
+    )
+    expect(
+        "pod label team",
+        deployment["spec"]["template"]["metadata"]["labels"].get("team"),
+        "platform",
+    )
     expect("PodDisruptionBudgets (1 replica)", find(docs, "PodDisruptionBudget"), [])
     expect("lease Roles (no leader election)", find(docs, "Role"), [])
     monitor = one(docs, "ServiceMonitor")
-    expect("ServiceMonitor endpoint", monitor["spec"]["endpoints"],
-           [{"port": "http", "path": "/metrics", "interval": "15s", "scrapeTimeout": "5s"}])
+    expect(
+        "ServiceMonitor endpoint",
+        monitor["spec"]["endpoints"],
+        [{"port": "http", "path": "/metrics", "interval": "15s", "scrapeTimeout": "5s"}],
+    )
     expect("ServiceMonitor label", monitor["metadata"]["labels"].get("release"), "prometheus")
     expect("Service port", one(docs, "Service")["spec"]["ports"][0]["port"], 9090)
     if problems := restricted_violations(pod):
-        raise CheckFailed("the operator pod breaks the restricted Pod Security Standard: "
-                          + "; ".join(problems))
-    return f"{len(docs)} objects; replicas, leader election, logs, metrics and scheduling values applied"
+        raise CheckFailed(
+            "the operator pod breaks the restricted Pod Security Standard: " + "; ".join(problems)
+        )
+    return f"{len(docs)} objects; replicas, leader election, logs, metrics, scheduling applied"
 
 
 def kube_validate(doc: Doc) -> str | None:
@@ -382,7 +445,8 @@ def kube_validate(doc: Doc) -> str | None:
 def check_kubernetes_schemas() -> str:
     """Every rendered object and every file in deploy/manifests/ is valid Kubernetes (strict)."""
     docs = rendered_docs(render()) + rendered_docs(render(CUSTOM_VALUES, CUSTOM_RELEASE))
-    docs += [Doc(f"{rel(CHART)}/crds/{d.source.split('/')[-1]}", d.obj) for d in crd_docs()]
+    for path in sorted((CHART / "crds").glob("*.yaml")):
+        docs += yaml_docs(path.read_text(), rel(path))
     manifest_files = sorted(MANIFESTS.glob("*.yaml"))
     if not manifest_files:
         raise CheckFailed(f"{rel(MANIFESTS)} holds no YAML file; run {FIX_MANIFESTS}")
@@ -401,22 +465,33 @@ def check_kubernetes_schemas() -> str:
     if problems:
         raise CheckFailed("\n".join(problems))
     notes = "".join(f"; skipped {note}" for note in sorted(skipped))
-    return (f"{validated} objects valid against Kubernetes {KUBE_VERSION} (strict, "
-            f"kubernetes-validate {kubernetes_validate.__version__}){notes}")
+    return (
+        f"{validated} objects valid against Kubernetes {KUBE_VERSION} (strict, "
+        f"kubernetes-validate {kubernetes_validate.__version__}){notes}"
+    )
 
 
 def check_rbac_rules() -> str:
     """The rendered roles carry exactly the rules of files/rbac-rules.yaml, which match the code."""
     rules = rbac_rules()
     docs = rendered_docs(render())
-    expect(f"ClusterRole rules vs {rel(RULES_FILE)} clusterRules",
-           one(docs, "ClusterRole")["rules"], rules["clusterRules"])
-    expect(f"lease Role rules vs {rel(RULES_FILE)} leaseRules",
-           one(docs, "Role")["rules"], rules["leaseRules"])
+    expect(
+        f"ClusterRole rules vs {rel(RULES_FILE)} clusterRules",
+        one(docs, "ClusterRole")["rules"],
+        rules["clusterRules"],
+    )
+    expect(
+        f"lease Role rules vs {rel(RULES_FILE)} leaseRules",
+        one(docs, "Role")["rules"],
+        rules["leaseRules"],
+    )
 
     # The CRD read at startup is limited by name: the names must be exactly our CRDs.
-    crd_names = sorted(d.obj["metadata"]["name"] for d in crd_docs()
-                       if d.obj.get("kind") == "CustomResourceDefinition")
+    crd_names = sorted(
+        d.obj["metadata"]["name"]
+        for d in crd_docs()
+        if d.obj.get("kind") == "CustomResourceDefinition"
+    )
     crd_rules = [r for r in rules["clusterRules"] if "customresourcedefinitions" in r["resources"]]
     named = sorted(n for r in crd_rules for n in r.get("resourceNames", []))
     expect("customresourcedefinitions resourceNames vs the CRDs in crds/", named, crd_names)
@@ -430,7 +505,9 @@ def check_rbac_rules() -> str:
     # Verbs that hand out power must be limited to named objects.
     for r in rules["clusterRules"] + rules["leaseRules"]:
         if {"bind", "escalate", "impersonate"} & set(r["verbs"]) and not r.get("resourceNames"):
-            raise CheckFailed(f"{rel(RULES_FILE)}: rule {r} grants {r['verbs']} without resourceNames")
+            raise CheckFailed(
+                f"{rel(RULES_FILE)}: rule {r} grants {r['verbs']} without resourceNames"
+            )
     count = len(rules["clusterRules"]) + len(rules["leaseRules"])
     return f"ClusterRole and lease Role render the {count} rules of {rel(RULES_FILE)}"
 
@@ -438,10 +515,20 @@ def check_rbac_rules() -> str:
 def check_no_wildcards() -> str:
     """No RBAC rule anywhere (rules file, renders, manifests) holds a `*`."""
     rules = rbac_rules()
-    sources = [Doc(rel(RULES_FILE), {"kind": "ClusterRole", "metadata": {"name": "clusterRules"},
-                                     "rules": rules["clusterRules"]}),
-               Doc(rel(RULES_FILE), {"kind": "Role", "metadata": {"name": "leaseRules"},
-                                     "rules": rules["leaseRules"]})]
+    sources = [
+        Doc(
+            rel(RULES_FILE),
+            {
+                "kind": "ClusterRole",
+                "metadata": {"name": "clusterRules"},
+                "rules": rules["clusterRules"],
+            },
+        ),
+        Doc(
+            rel(RULES_FILE),
+            {"kind": "Role", "metadata": {"name": "leaseRules"}, "rules": rules["leaseRules"]},
+        ),
+    ]
     sources += rendered_docs(render()) + rendered_docs(render(CUSTOM_VALUES, CUSTOM_RELEASE))
     for path in sorted(MANIFESTS.glob("*.yaml")):
         sources += yaml_docs(path.read_text(), rel(path))
@@ -453,7 +540,9 @@ def check_no_wildcards() -> str:
             checked += 1
             for field in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
                 if any("*" in str(v) for v in rule.get(field) or []):
-                    problems.append(f"{doc.source}: {doc.name}: {field} {rule[field]} has a wildcard")
+                    problems.append(
+                        f"{doc.source}: {doc.name}: {field} {rule[field]} has a wildcard"
+                    )
     if problems:
         raise CheckFailed("\n".join(problems))
     return f"{checked} rules checked, no wildcard"
@@ -466,9 +555,15 @@ def check_manifests_up_to_date() -> str:
         path = MANIFESTS / name
         actual = path.read_text() if path.exists() else ""
         if actual != wanted:
-            diff = list(difflib.unified_diff(actual.splitlines(), wanted.splitlines(),
-                                             f"{rel(path)} (checked in)", f"{rel(path)} (generated)",
-                                             lineterm=""))
+            diff = list(
+                difflib.unified_diff(
+                    actual.splitlines(),
+                    wanted.splitlines(),
+                    f"{rel(path)} (checked in)",
+                    f"{rel(path)} (generated)",
+                    lineterm="",
+                )
+            )
             shown = "\n".join(diff[:40]) + ("\n..." if len(diff) > 40 else "")
             problems.append(f"{rel(path)} is stale:\n{shown}")
     extra = sorted(p.name for p in MANIFESTS.glob("*") if p.name not in generate_manifests())
@@ -479,6 +574,7 @@ def check_manifests_up_to_date() -> str:
 
 
 # --- examples against our CRDs -------------------------------------------------------------------
+
 
 def structural_to_jsonschema(node: Any) -> Any:
     """Turns an OpenAPI v3 structural schema (as in a CRD) into JSON Schema that `jsonschema`
@@ -497,9 +593,15 @@ def structural_to_jsonschema(node: Any) -> Any:
         return [structural_to_jsonschema(n) for n in node]
     if not isinstance(node, dict):
         return node
-    out = {k: structural_to_jsonschema(v) if k in (
-        "properties", "items", "additionalProperties", "allOf", "anyOf", "oneOf", "not") else v
-        for k, v in node.items()}
+    out = {
+        k: (
+            structural_to_jsonschema(v)
+            if k
+            in ("properties", "items", "additionalProperties", "allOf", "anyOf", "oneOf", "not")
+            else v
+        )
+        for k, v in node.items()
+    }
     if "properties" in node:
         out["properties"] = {k: structural_to_jsonschema(v) for k, v in node["properties"].items()}
 
@@ -510,8 +612,12 @@ def structural_to_jsonschema(node: Any) -> Any:
         if isinstance(out.get(bound), bool):
             if out.pop(bound) and limit in out:
                 out[bound] = out.pop(limit)
-    if out.get("type") == "object" and "properties" in out and "additionalProperties" not in out \
-            and not out.get("x-kubernetes-preserve-unknown-fields"):
+    if (
+        out.get("type") == "object"
+        and "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     if out.pop("nullable", False):
         if "type" in out:
@@ -549,16 +655,17 @@ FORMATS = jsonschema.FormatChecker()
 
 @FORMATS.checks("int32")
 def is_int32(value: Any) -> bool:
-    return not isinstance(value, int) or -2**31 <= value < 2**31
+    return not isinstance(value, int) or -(2**31) <= value < 2**31
 
 
 @FORMATS.checks("int64")
 def is_int64(value: Any) -> bool:
-    return not isinstance(value, int) or -2**63 <= value < 2**63
+    return not isinstance(value, int) or -(2**63) <= value < 2**63
 
 
-CrdValidator = jsonschema.validators.extend(jsonschema.Draft7Validator,
-                                            {"x-kubernetes-list-type": list_type})
+CrdValidator = jsonschema.validators.extend(
+    jsonschema.Draft7Validator, {"x-kubernetes-list-type": list_type}
+)
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -595,7 +702,8 @@ def crd_index() -> dict[tuple[str, str], CrdVersion]:
             CrdValidator.check_schema(schema)
             cel = count_cel_rules(version["schema"]["openAPIV3Schema"])
             index[(f"{spec['group']}/{version['name']}", spec["names"]["kind"])] = CrdVersion(
-                spec["scope"], CrdValidator(schema, format_checker=FORMATS), cel)
+                spec["scope"], CrdValidator(schema, format_checker=FORMATS), cel
+            )
     return index
 
 
@@ -606,7 +714,9 @@ def validate_custom_resource(doc: Doc, crd: CrdVersion) -> list[str]:
     if not DNS_SUBDOMAIN.match(str(meta.get("name", ""))) or len(str(meta.get("name"))) > 253:
         problems.append(f"{where}: metadata.name {meta.get('name')!r} is not a DNS subdomain name")
     if crd.scope == "Cluster" and "namespace" in meta:
-        problems.append(f"{where}: metadata.namespace is set, but {doc.obj['kind']} is cluster-scoped")
+        problems.append(
+            f"{where}: metadata.namespace is set, but {doc.obj['kind']} is cluster-scoped"
+        )
     for error in sorted(crd.validator.iter_errors(doc.obj), key=lambda e: list(map(str, e.path))):
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
         problems.append(f"{where}: {path.lstrip('.') or '(top level)'}: {error.message}")
@@ -629,15 +739,18 @@ def check_examples() -> str:
             if (api_version, kind) in index:
                 problems += validate_custom_resource(doc, index[(api_version, kind)])
             elif api_version.split("/")[0] in our_groups:
-                problems.append(f"{doc.source}: {doc.name}: no CRD in crds/ serves {kind} "
-                                f"in {api_version}")
+                problems.append(
+                    f"{doc.source}: {doc.name}: no CRD in crds/ serves {kind} " f"in {api_version}"
+                )
             elif problem := kube_validate(doc):
                 problems.append(problem)
     if problems:
         raise CheckFailed("\n".join(problems))
     cel = sum(v.cel_rules for v in index.values())
-    return (f"{counted} document(s) in {len(files)} file(s) valid "
-            f"({cel} CEL rule(s) in the CRDs are left to the API server)")
+    return (
+        f"{counted} document(s) in {len(files)} file(s) valid "
+        f"({cel} CEL rule(s) in the CRDs are left to the API server)"
+    )
 
 
 # --- main -----------------------------------------------------------------------------------------
@@ -657,10 +770,14 @@ CHECKS: list[tuple[str, Callable[[], str]]] = [
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write-manifests", action="store_true",
-                        help="regenerate deploy/manifests/ from the chart and exit")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--write-manifests",
+        action="store_true",
+        help="regenerate deploy/manifests/ from the chart and exit",
+    )
     args = parser.parse_args()
     helm.disable_logging()
     if args.write_manifests:
