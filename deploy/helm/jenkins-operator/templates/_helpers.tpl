@@ -30,7 +30,7 @@ contains the chart name (release `jenkins-operator` gives `jenkins-operator`), e
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Labels that select the operator's pods; never change them in an upgrade (selectors are immutable). */}}
+{{/* Labels that select the operator's pods; an upgrade must keep them (selectors are immutable). */}}
 {{- define "jenkins-operator.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "jenkins-operator.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -49,7 +49,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "jenkins-operator.fullname" .) .Values.serviceAccount.name }}
 {{- else }}
-{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- required "serviceAccount.create is false: set serviceAccount.name" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
 
