@@ -14,6 +14,7 @@ import argparse
 import difflib
 import re
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -99,11 +100,19 @@ class Doc:
 
 
 def yaml_docs(text: str, source: str) -> list[Doc]:
-    """Parses a multi-document YAML text; empty documents are dropped."""
+    """Parses a multi-document YAML text into Kubernetes objects; empty documents are dropped."""
     try:
-        return [Doc(source, d) for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as error:
         raise CheckFailed(f"{source}: not valid YAML: {error}") from error
+    for i, d in enumerate(docs):
+        if not isinstance(d, dict) or not all(
+            isinstance(d.get(key), str) for key in ("apiVersion", "kind")
+        ):
+            raise CheckFailed(
+                f"{source}: document {i + 1} is not a Kubernetes object (apiVersion and kind)"
+            )
+    return [Doc(source, d) for d in docs]
 
 
 def rel(path: Path) -> str:
@@ -200,8 +209,14 @@ def generate_manifests() -> dict[str, str]:
 
 
 def write_manifests() -> None:
+    """Writes deploy/manifests/; files there that the chart does not generate are removed."""
     MANIFESTS.mkdir(parents=True, exist_ok=True)
-    for name, text in generate_manifests().items():
+    generated = generate_manifests()
+    for path in sorted(MANIFESTS.iterdir()):
+        if path.name not in generated and path.is_file():
+            path.unlink()
+            print(f"removed {rel(path)}")
+    for name, text in generated.items():
         (MANIFESTS / name).write_text(text)
         print(f"wrote {rel(MANIFESTS / name)}")
 
@@ -551,7 +566,8 @@ def check_no_wildcards() -> str:
 def check_manifests_up_to_date() -> str:
     """deploy/manifests/ is exactly what the chart generates."""
     problems = []
-    for name, wanted in generate_manifests().items():
+    generated = generate_manifests()
+    for name, wanted in generated.items():
         path = MANIFESTS / name
         actual = path.read_text() if path.exists() else ""
         if actual != wanted:
@@ -566,8 +582,8 @@ def check_manifests_up_to_date() -> str:
             )
             shown = "\n".join(diff[:40]) + ("\n..." if len(diff) > 40 else "")
             problems.append(f"{rel(path)} is stale:\n{shown}")
-    extra = sorted(p.name for p in MANIFESTS.glob("*") if p.name not in generate_manifests())
-    problems += [f"{rel(MANIFESTS)}/{n} is not generated; remove it" for n in extra]
+    extra = sorted(p.name for p in MANIFESTS.glob("*") if p.name not in generated)
+    problems += [f"{rel(MANIFESTS)}/{n} is not generated from the chart" for n in extra]
     if problems:
         raise CheckFailed("\n".join(problems) + f"\nfix: {FIX_MANIFESTS}")
     return f"{rel(MANIFESTS)}/ matches the chart's default render"
@@ -788,9 +804,12 @@ def main() -> int:
     for name, check in CHECKS:
         try:
             summary = check()
-        except CheckFailed as error:
+        except Exception as error:  # noqa: BLE001 - a crash is reported as that check's failure
             failed += 1
-            lines = str(error).splitlines() or [""]
+            if isinstance(error, CheckFailed):
+                lines = str(error).splitlines() or [""]
+            else:
+                lines = [f"the check crashed: {error!r}"] + traceback.format_exc().splitlines()
             print(f"FAIL  {name}: {lines[0]}")
             for line in lines[1:]:
                 print(f"      {line}")
