@@ -609,15 +609,10 @@ def structural_to_jsonschema(node: Any) -> Any:
         return [structural_to_jsonschema(n) for n in node]
     if not isinstance(node, dict):
         return node
-    out = {
-        k: (
-            structural_to_jsonschema(v)
-            if k
-            in ("properties", "items", "additionalProperties", "allOf", "anyOf", "oneOf", "not")
-            else v
-        )
-        for k, v in node.items()
-    }
+    # Recurse into the subschemas; `properties` maps field names (which may be `type` or
+    # `nullable`) to subschemas, so it is walked by value.
+    subschemas = ("items", "additionalProperties", "allOf", "anyOf", "oneOf", "not")
+    out = {k: structural_to_jsonschema(v) if k in subschemas else v for k, v in node.items()}
     if "properties" in node:
         out["properties"] = {k: structural_to_jsonschema(v) for k, v in node["properties"].items()}
 
