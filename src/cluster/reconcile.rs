@@ -74,7 +74,12 @@ impl Error {
             Error::Kube { .. } => "KubernetesApiError",
             Error::Encode { .. } => "EncodingError",
             Error::Random(_) => "RandomSourceError",
-            Error::Finalizer(_) => "FinalizerError",
+            Error::Finalizer(inner) => match inner.as_ref() {
+                // The finalizer helper wraps what our apply and cleanup returned.
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.reason(),
+                _ => "FinalizerError",
+            },
         }
     }
 }
