@@ -489,3 +489,30 @@ pub fn forget_missing(entries: &mut Vec<ManagedEntry>, object: &Value) {
     }
     entries.retain(|e| !e.fields.is_empty());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_v1_round_trips_with_dot_markers_for_owned_items() {
+        let fields = json!({
+            "f:metadata": {"f:labels": {"f:app": {}}},
+            "f:spec": {"f:containers": {"k:{\"name\":\"main\"}": {".": {}, "f:image": {}}}},
+        });
+        let set = fields_from_json(&fields);
+        assert_eq!(set.len(), 3);
+        assert_eq!(fields_to_json(&set), fields);
+    }
+
+    #[test]
+    fn display_paths_name_list_items_by_key() {
+        let path: FieldPath = vec![
+            "f:spec".into(),
+            "f:containers".into(),
+            "k:{\"name\":\"a\"}".into(),
+            "f:image".into(),
+        ];
+        assert_eq!(display_path(&path), ".spec.containers[name=\"a\"].image");
+    }
+}

@@ -648,11 +648,22 @@ impl Store {
         if key.plural == "customresourcedefinitions"
             && let Some(defined) = kinds::from_crd(&object)
         {
+            // The custom resources go first, each with its DELETED event, as the CRD's cleanup
+            // finalizer does on a real server.
+            let instances: Vec<ObjectKey> = self
+                .objects
+                .keys()
+                .filter(|k| k.group == defined.group && k.plural == defined.plural)
+                .cloned()
+                .collect();
+            for instance in instances {
+                if let Some(object) = self.objects.get(&instance).cloned() {
+                    let version = self.next_version();
+                    self.remove(&instance, object, version);
+                }
+            }
             self.kinds
                 .retain(|k| !(k.group == defined.group && k.plural == defined.plural));
-            let plural = defined.plural.clone();
-            self.objects
-                .retain(|k, _| !(k.group == defined.group && k.plural == plural));
         }
         self.record(ChangeEvent {
             resource_version: version,
