@@ -390,8 +390,10 @@ pub fn apply(
             let below = |q: &FieldPath| q.len() > p.len() && q.starts_with(p);
             !applied_set.iter().any(below) && !others.iter().any(below)
         })
+        .filter(|p| !is_key_field(p))
         .collect();
-    dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    // Items before their fields: once an item is gone, removing its fields is a no-op.
+    dropped.sort_by_key(|p| p.len());
     for path in dropped {
         remove_path(&mut merged, path);
     }
@@ -410,6 +412,18 @@ pub fn apply(
         None => entries.push(entry),
     }
     Ok(merged)
+}
+
+/// Whether a path is a key field of a list item (`k:{"name":"a"}` then `f:name`): it stays
+/// as long as the item does.
+fn is_key_field(path: &[String]) -> bool {
+    let [.., item, field] = path else {
+        return false;
+    };
+    let (Some(key), Some(name)) = (item.strip_prefix("k:"), field.strip_prefix("f:")) else {
+        return false;
+    };
+    serde_json::from_str::<Map<String, Value>>(key).is_ok_and(|k| k.contains_key(name))
 }
 
 fn conflict_error(conflicts: &[(String, String, FieldPath)]) -> ApiError {

@@ -1,5 +1,5 @@
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Service};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Secret, Service};
 use kube::api::{Api, PostParams};
 use kube_emulator::Emulator;
 use serde_json::json;
@@ -105,6 +105,20 @@ async fn services_claims_and_namespaces_get_their_defaults() {
     );
     let port = &spec.ports.expect("ports")[0];
     assert_eq!(port.protocol.as_deref(), Some("TCP"));
+
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "creds"},
+        "stringData": {"password": "hunter2"},
+    }))
+    .expect("secret");
+    let created = secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create");
+    assert_eq!(created.type_.as_deref(), Some("Opaque"));
+    assert!(created.string_data.is_none(), "stringData is write-only");
+    assert_eq!(created.data.expect("data")["password"].0, b"hunter2");
 
     let claims: Api<PersistentVolumeClaim> = Api::default_namespaced(client.clone());
     let claim: PersistentVolumeClaim = serde_json::from_value(json!({
