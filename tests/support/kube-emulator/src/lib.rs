@@ -55,6 +55,7 @@
 //!   when a watch times out.
 
 mod apply;
+mod builtin_validation;
 mod clock;
 mod defaults;
 mod faults;
