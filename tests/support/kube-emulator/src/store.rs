@@ -787,6 +787,9 @@ impl Store {
             deleting["metadata"]["finalizers"] = json!(list);
         }
         if namespace {
+            if !deleting["status"].is_object() {
+                deleting["status"] = json!({});
+            }
             deleting["status"]["phase"] = json!("Terminating");
         }
         if finalizers(&deleting).is_empty() && !namespace {
