@@ -127,6 +127,16 @@ fn container(container: &mut Value) {
             insert_missing(port, "protocol", json!("TCP"));
         }
     }
+    if let Some(env) = map.get_mut("env").and_then(Value::as_array_mut) {
+        for variable in env {
+            let field_ref = variable
+                .pointer_mut("/valueFrom/fieldRef")
+                .and_then(Value::as_object_mut);
+            if let Some(field_ref) = field_ref {
+                insert_missing(field_ref, "apiVersion", json!("v1"));
+            }
+        }
+    }
 }
 
 fn service(object: &mut Value, cluster_ip: &str) {

@@ -41,6 +41,8 @@
 //! - A request log and fault injection ([`Fault`]).
 //!
 //! # Deliberate simplifications
+//! - Lists always serve the latest state: `resourceVersion`/`resourceVersionMatch` on a list are
+//!   accepted and ignored; `continue` tokens are offsets into the current state.
 //! - One stored version per kind: other served versions of a CRD are the same object with a
 //!   different `apiVersion` (no conversion webhooks).
 //! - `x-kubernetes-validations` (CEL) rules are NOT evaluated; `format` is not checked.
