@@ -390,8 +390,10 @@ pub fn apply(
             let below = |q: &FieldPath| q.len() > p.len() && q.starts_with(p);
             !applied_set.iter().any(below) && !others.iter().any(below)
         })
+        .filter(|p| !is_key_field(p))
         .collect();
-    dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    // Items before their fields: once an item is gone, removing its fields is a no-op.
+    dropped.sort_by_key(|p| p.len());
     for path in dropped {
         remove_path(&mut merged, path);
     }
@@ -410,6 +412,18 @@ pub fn apply(
         None => entries.push(entry),
     }
     Ok(merged)
+}
+
+/// Whether a path is a key field of a list item (`k:{"name":"a"}` then `f:name`): it stays
+/// as long as the item does.
+fn is_key_field(path: &[String]) -> bool {
+    let [.., item, field] = path else {
+        return false;
+    };
+    let (Some(key), Some(name)) = (item.strip_prefix("k:"), field.strip_prefix("f:")) else {
+        return false;
+    };
+    serde_json::from_str::<Map<String, Value>>(key).is_ok_and(|k| k.contains_key(name))
 }
 
 fn conflict_error(conflicts: &[(String, String, FieldPath)]) -> ApiError {
@@ -488,4 +502,31 @@ pub fn forget_missing(entries: &mut Vec<ManagedEntry>, object: &Value) {
         entry.fields.retain(|p| value_at(object, p).is_some());
     }
     entries.retain(|e| !e.fields.is_empty());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_v1_round_trips_with_dot_markers_for_owned_items() {
+        let fields = json!({
+            "f:metadata": {"f:labels": {"f:app": {}}},
+            "f:spec": {"f:containers": {"k:{\"name\":\"main\"}": {".": {}, "f:image": {}}}},
+        });
+        let set = fields_from_json(&fields);
+        assert_eq!(set.len(), 3);
+        assert_eq!(fields_to_json(&set), fields);
+    }
+
+    #[test]
+    fn display_paths_name_list_items_by_key() {
+        let path: FieldPath = vec![
+            "f:spec".into(),
+            "f:containers".into(),
+            "k:{\"name\":\"a\"}".into(),
+            "f:image".into(),
+        ];
+        assert_eq!(display_path(&path), ".spec.containers[name=\"a\"].image");
+    }
 }

@@ -18,11 +18,7 @@ pub fn apply(group: &str, plural: &str, object: &mut Value, cluster_ip: &str) {
                 insert_missing(spec, "volumeMode", json!("Filesystem"));
             }
         }
-        ("", "secrets") => {
-            if let Some(map) = object.as_object_mut() {
-                insert_missing(map, "type", json!("Opaque"));
-            }
-        }
+        ("", "secrets") => secret(object),
         ("", "namespaces") => namespace(object),
         _ => {}
     }
@@ -30,6 +26,26 @@ pub fn apply(group: &str, plural: &str, object: &mut Value, cluster_ip: &str) {
 
 fn insert_missing(map: &mut Map<String, Value>, key: &str, value: Value) {
     map.entry(key.to_string()).or_insert(value);
+}
+
+/// Secrets default to `Opaque`; `stringData` is write-only and lands base64-encoded in `data`.
+fn secret(object: &mut Value) {
+    use base64::Engine;
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    insert_missing(map, "type", json!("Opaque"));
+    let Some(Value::Object(strings)) = map.remove("stringData") else {
+        return;
+    };
+    let data = map.entry("data").or_insert_with(|| json!({}));
+    if let Some(data) = data.as_object_mut() {
+        for (key, value) in strings {
+            let text = value.as_str().unwrap_or_default();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+            data.insert(key, json!(encoded));
+        }
+    }
 }
 
 fn deployment(object: &mut Value) {
@@ -109,6 +125,16 @@ fn container(container: &mut Value) {
     if let Some(ports) = map.get_mut("ports").and_then(Value::as_array_mut) {
         for port in ports.iter_mut().filter_map(Value::as_object_mut) {
             insert_missing(port, "protocol", json!("TCP"));
+        }
+    }
+    if let Some(env) = map.get_mut("env").and_then(Value::as_array_mut) {
+        for variable in env {
+            let field_ref = variable
+                .pointer_mut("/valueFrom/fieldRef")
+                .and_then(Value::as_object_mut);
+            if let Some(field_ref) = field_ref {
+                insert_missing(field_ref, "apiVersion", json!("v1"));
+            }
         }
     }
 }

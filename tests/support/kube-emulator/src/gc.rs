@@ -134,7 +134,9 @@ impl Store {
                 let version = self.resource_version + 1;
                 self.resource_version = version;
                 let mut gone = namespace.clone();
-                gone["spec"]["finalizers"] = json!([]);
+                if let Some(spec) = gone.get_mut("spec").and_then(Value::as_object_mut) {
+                    spec.insert("finalizers".into(), json!([]));
+                }
                 self.remove(&key, gone, version);
                 return true;
             }

@@ -25,7 +25,12 @@
 //!   on changes outside metadata and status; the status subresource; writes that change nothing
 //!   do not bump the resourceVersion nor emit an event.
 //! - Server defaults of Deployments, pod templates, containers, probes, Services (with a cluster
-//!   IP), PVCs, Secrets and Namespaces (see `defaults.rs`).
+//!   IP kept across updates), PVCs, Secrets (`stringData` folded into base64 `data`) and
+//!   Namespaces (see `defaults.rs`).
+//! - Validation of built-in kinds where controllers most often go wrong: label keys and values on
+//!   every object, object names (DNS subdomains; DNS labels for Services and Namespaces),
+//!   Deployment selector/template labels/containers, immutable fields (Deployment selector,
+//!   Service clusterIP, PVC spec, immutable ConfigMaps and Secrets).
 //! - Finalizers and deletionTimestamp; garbage collection by ownerReference uid with Background,
 //!   Foreground and Orphan propagation; namespace termination.
 //! - Custom resources are pruned, defaulted and validated against the CRD's `openAPIV3Schema`
@@ -36,6 +41,8 @@
 //! - A request log and fault injection ([`Fault`]).
 //!
 //! # Deliberate simplifications
+//! - Lists always serve the latest state: `resourceVersion`/`resourceVersionMatch` on a list are
+//!   accepted and ignored; `continue` tokens are offsets into the current state.
 //! - One stored version per kind: other served versions of a CRD are the same object with a
 //!   different `apiVersion` (no conversion webhooks).
 //! - `x-kubernetes-validations` (CEL) rules are NOT evaluated; `format` is not checked.
@@ -49,12 +56,16 @@
 //!   Apply does not default the applied configuration before comparing values.
 //! - Garbage collection and namespace termination run synchronously inside the request that
 //!   triggers them; a dependent whose owner uid does not exist is collected at once.
-//! - No authentication, authorization, admission webhooks, field validation of built-in kinds,
-//!   protobuf, or Table output. Pods never run.
+//! - Built-in kinds are not validated beyond the rules above (no OpenAPI schema for them, so
+//!   unknown fields are kept, not pruned). `fieldValidation` is ignored.
+//! - No authentication, authorization, admission webhooks, `/openapi/v2|v3`, protobuf, or Table
+//!   output. Pods never run; only Deployments get a status from an emulated controller.
+//! - A `stringData` key that a manager stops applying leaves its `data` key behind.
 //! - Watch bookmarks are sent every [`Emulator::set_bookmark_interval`] (1 s by default) and
 //!   when a watch times out.
 
 mod apply;
+mod builtin_validation;
 mod clock;
 mod defaults;
 mod faults;
@@ -101,7 +112,8 @@ impl Drop for Inner {
 }
 
 impl Emulator {
-    /// Starts a server on `127.0.0.1` with a random port. Needs a Tokio runtime.
+    /// Starts a server on `127.0.0.1` with a random port. Needs a Tokio runtime (and so does
+    /// [`Emulator::client`]).
     pub async fn start() -> Emulator {
         // Binding an ephemeral loopback port only fails when the machine is out of ports.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -194,12 +194,9 @@ pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
             .collect(),
     );
     json_patch::patch(target, &operations).map_err(|e| {
-        let message = match e.kind {
-            json_patch::PatchErrorKind::TestFailed => {
-                format!("the server rejected our request due to an error in our request: {e}")
-            }
-            _ => format!("the server rejected our request due to an error in our request: {e}"),
-        };
+        // A failed `test` and a path that does not resolve are both the client's mistake.
+        let message =
+            format!("the server rejected our request due to an error in our request: {e}");
         ApiError::new(422, "Invalid", message)
     })
 }

@@ -418,6 +418,17 @@ impl Call<'_> {
         {
             return Err(not_found());
         }
+        let named = path.name.is_some();
+        let shape_ok = match verb {
+            Verb::Create => !named,
+            Verb::Update | Verb::Patch => named,
+            _ => true,
+        };
+        if !shape_ok {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        }
         if path.subresource.is_some() && !matches!(verb, Verb::Get | Verb::Update | Verb::Patch) {
             return Err(ApiError::method_not_allowed(
                 "the server does not allow this method on the requested resource",

@@ -12,7 +12,7 @@ use crate::kinds::{self, ResourceKind};
 use crate::patch::{self, ListRules};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, Cause};
-use crate::{clock, defaults, validation};
+use crate::{builtin_validation, clock, defaults, validation};
 
 /// Where an object lives.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -550,6 +550,19 @@ impl Store {
                 }
             }
             None => {
+                // Like the Service registry, an update that leaves out allocated values keeps them.
+                if kind.plural == "services"
+                    && kind.group.is_empty()
+                    && let Some(old_spec) = old.as_ref().and_then(|o| o.get("spec"))
+                    && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+                {
+                    for field in ["clusterIP", "clusterIPs"] {
+                        let missing = spec.get(field).is_none_or(|v| v.as_str() == Some(""));
+                        if missing && let Some(value) = old_spec.get(field) {
+                            spec.insert(field.into(), value.clone());
+                        }
+                    }
+                }
                 let ip = format!(
                     "10.96.{}.{}",
                     self.next_cluster_ip / 250,
@@ -560,6 +573,15 @@ impl Store {
                     self.next_cluster_ip += 1;
                 }
             }
+        }
+        let causes = builtin_validation::validate(&kind.group, &kind.plural, old.as_ref(), &new);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(
+                &kind.kind,
+                &kind.group,
+                &key.name,
+                causes,
+            ));
         }
         if kind.plural == "customresourcedefinitions" {
             crd_status(&mut new, &now)?;
@@ -648,11 +670,22 @@ impl Store {
         if key.plural == "customresourcedefinitions"
             && let Some(defined) = kinds::from_crd(&object)
         {
+            // The custom resources go first, each with its DELETED event, as the CRD's cleanup
+            // finalizer does on a real server.
+            let instances: Vec<ObjectKey> = self
+                .objects
+                .keys()
+                .filter(|k| k.group == defined.group && k.plural == defined.plural)
+                .cloned()
+                .collect();
+            for instance in instances {
+                if let Some(object) = self.objects.get(&instance).cloned() {
+                    let version = self.next_version();
+                    self.remove(&instance, object, version);
+                }
+            }
             self.kinds
                 .retain(|k| !(k.group == defined.group && k.plural == defined.plural));
-            let plural = defined.plural.clone();
-            self.objects
-                .retain(|k, _| !(k.group == defined.group && k.plural == plural));
         }
         self.record(ChangeEvent {
             resource_version: version,
@@ -754,6 +787,9 @@ impl Store {
             deleting["metadata"]["finalizers"] = json!(list);
         }
         if namespace {
+            if !deleting["status"].is_object() {
+                deleting["status"] = json!({});
+            }
             deleting["status"]["phase"] = json!("Terminating");
         }
         if finalizers(&deleting).is_empty() && !namespace {

@@ -54,9 +54,6 @@ fn prune(value: &mut Value, schema: &Value) {
             if !has_structure && preserves_unknown(schema) {
                 return;
             }
-            if schema["x-kubernetes-embedded-resource"] == true {
-                // Embedded objects keep their type and metadata.
-            }
             let keys: Vec<String> = map.keys().cloned().collect();
             for key in keys {
                 let embedded_meta = schema["x-kubernetes-embedded-resource"] == true

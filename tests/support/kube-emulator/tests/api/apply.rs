@@ -73,7 +73,12 @@ async fn apply_creates_records_fields_v1_and_an_unchanged_apply_is_not_a_write()
 async fn fields_a_manager_stops_applying_go_unless_another_manager_owns_them() {
     let emulator = Emulator::start().await;
     let api: Api<ConfigMap> = Api::default_namespaced(emulator.client());
-    let config = |data: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": data});
+    let config = |data: Value| {
+        let mut object =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        object["data"] = data;
+        object
+    };
 
     api.patch(
         "c",

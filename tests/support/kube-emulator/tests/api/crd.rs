@@ -47,6 +47,19 @@ fn crd() -> Value {
                                 "mode": {"type": "string", "enum": ["fast", "safe"]},
                                 "name": {"type": "string", "maxLength": 5},
                                 "size": {"x-kubernetes-int-or-string": true},
+                                "agents": {
+                                    "type": "array",
+                                    "x-kubernetes-list-type": "map",
+                                    "x-kubernetes-list-map-keys": ["name"],
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["name"],
+                                        "properties": {
+                                            "name": {"type": "string"},
+                                            "image": {"type": "string"},
+                                        },
+                                    },
+                                },
                                 "extra": {
                                     "type": "object",
                                     "x-kubernetes-preserve-unknown-fields": true,
@@ -247,4 +260,104 @@ async fn custom_resources_are_pruned_defaulted_and_have_a_status_subresource() {
             .await,
     );
     assert_eq!(strategic.code, 415);
+}
+
+fn applied_widget(agents: Value) -> Value {
+    json!({
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w"},
+        "spec": {"master": {"image": "jenkins:lts"}, "agents": agents},
+    })
+}
+
+fn agent_names(widget: &DynamicObject) -> Vec<String> {
+    let agents = widget.data["spec"]["agents"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    agents
+        .iter()
+        .filter_map(|a| a["name"].as_str().map(String::from))
+        .collect()
+}
+
+#[tokio::test]
+async fn apply_merges_map_lists_of_custom_resources_and_keeps_status_apart() {
+    let emulator = Emulator::start().await;
+    install(&emulator).await;
+    let api = widgets(&emulator);
+    let apply = |manager: &str| PatchParams::apply(manager);
+
+    let a = applied_widget(json!([{"name": "a", "image": "x:1"}]));
+    api.patch("w", &apply("one"), &Patch::Apply(&a))
+        .await
+        .expect("one");
+    let b = applied_widget(json!([{"name": "b", "image": "y:1"}]));
+    let both = api
+        .patch("w", &apply("two"), &Patch::Apply(&b))
+        .await
+        .expect("two");
+    assert_eq!(agent_names(&both), ["a", "b"]);
+
+    let status = json!({
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w"},
+        "status": {"phase": "Ready"},
+    });
+    api.patch_status("w", &apply("one"), &Patch::Apply(&status))
+        .await
+        .expect("status");
+
+    // "two" stops applying agent b: it goes; "one"'s status (another subresource) stays.
+    let none = applied_widget(json!([]));
+    let after = api
+        .patch("w", &apply("two"), &Patch::Apply(&none))
+        .await
+        .expect("two again");
+    assert_eq!(agent_names(&after), ["a"]);
+    assert_eq!(after.data["status"]["phase"], "Ready");
+    let value = serde_json::to_value(&after).expect("json");
+    let entries = value["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let status_entry = entries
+        .iter()
+        .find(|e| e["subresource"] == "status")
+        .expect("status entry");
+    assert_eq!(status_entry["manager"], "one");
+    assert_eq!(
+        status_entry["fieldsV1"],
+        json!({"f:status": {"f:phase": {}}})
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_crd_deletes_its_custom_resources() {
+    let emulator = Emulator::start().await;
+    install(&emulator).await;
+    let api = widgets(&emulator);
+    api.create(
+        &PostParams::default(),
+        &widget(json!({"master": {"image": "jenkins:lts"}})),
+    )
+    .await
+    .expect("widget");
+
+    let crds: Api<CustomResourceDefinition> = Api::all(emulator.client());
+    crds.delete("widgets.example.com", &Default::default())
+        .await
+        .expect("delete crd");
+    let status = status_of(api.get("w").await);
+    assert_eq!(status.code, 404);
+    install(&emulator).await;
+    assert!(
+        api.list(&Default::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
 }

@@ -1,5 +1,5 @@
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Service};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Secret, Service};
 use kube::api::{Api, PostParams};
 use kube_emulator::Emulator;
 use serde_json::json;
@@ -106,6 +106,20 @@ async fn services_claims_and_namespaces_get_their_defaults() {
     let port = &spec.ports.expect("ports")[0];
     assert_eq!(port.protocol.as_deref(), Some("TCP"));
 
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "creds"},
+        "stringData": {"password": "hunter2"},
+    }))
+    .expect("secret");
+    let created = secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create");
+    assert_eq!(created.type_.as_deref(), Some("Opaque"));
+    assert!(created.string_data.is_none(), "stringData is write-only");
+    assert_eq!(created.data.expect("data")["password"].0, b"hunter2");
+
     let claims: Api<PersistentVolumeClaim> = Api::default_namespaced(client.clone());
     let claim: PersistentVolumeClaim = serde_json::from_value(json!({
         "metadata": {"name": "home"},
@@ -136,4 +150,85 @@ async fn services_claims_and_namespaces_get_their_defaults() {
         created.metadata.labels.expect("labels")["kubernetes.io/metadata.name"],
         "team"
     );
+}
+
+#[tokio::test]
+async fn built_in_rules_reject_what_a_real_server_rejects() {
+    let emulator = Emulator::start().await;
+    let client = emulator.client();
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+
+    let mut mismatched = deployment("web", "nginx:1");
+    let template = &mut mismatched.spec.as_mut().expect("spec").template;
+    template.metadata.as_mut().expect("metadata").labels =
+        Some([("app".into(), "other".into())].into());
+    let status = crate::status_of(
+        deployments
+            .create(&PostParams::default(), &mismatched)
+            .await,
+    );
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        status.details.expect("details").causes[0].field,
+        "spec.template.metadata.labels"
+    );
+
+    let mut long_label = deployment("web", "nginx:1");
+    long_label.metadata.labels = Some([("hash".into(), "x".repeat(64))].into());
+    let status = crate::status_of(
+        deployments
+            .create(&PostParams::default(), &long_label)
+            .await,
+    );
+    assert_eq!(status.code, 422);
+
+    deployments
+        .create(&PostParams::default(), &deployment("web", "nginx:1"))
+        .await
+        .expect("create");
+    let reselect = kube::api::Patch::Merge(json!({
+        "spec": {
+            "selector": {"matchLabels": {"app": "new"}},
+            "template": {"metadata": {"labels": {"app": "new"}}},
+        },
+    }));
+    let status = crate::status_of(
+        deployments
+            .patch("web", &Default::default(), &reselect)
+            .await,
+    );
+    assert_eq!(status.code, 422);
+    assert!(
+        status.message.contains("field is immutable"),
+        "{}",
+        status.message
+    );
+
+    // A Service replaced without its cluster IP keeps the allocated one.
+    let services: Api<Service> = Api::default_namespaced(client);
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"ports": [{"port": 80}]},
+    }))
+    .expect("service");
+    let created = services
+        .create(&PostParams::default(), &service)
+        .await
+        .expect("create");
+    let ip = created.spec.as_ref().and_then(|s| s.cluster_ip.clone());
+    let mut replacement = service.clone();
+    replacement.metadata.resource_version = created.metadata.resource_version.clone();
+    replacement
+        .spec
+        .as_mut()
+        .expect("spec")
+        .ports
+        .as_mut()
+        .expect("ports")[0]
+        .port = 8080;
+    let replaced = services
+        .replace("web", &PostParams::default(), &replacement)
+        .await
+        .expect("replace");
+    assert_eq!(replaced.spec.and_then(|s| s.cluster_ip), ip);
 }

@@ -232,3 +232,26 @@ async fn deleting_a_namespace_terminates_it_and_removes_its_content() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn delete_collection_deletes_what_the_selector_matches() {
+    let emulator = Emulator::start().await;
+    let maps: Api<ConfigMap> = Api::default_namespaced(emulator.client());
+    for (name, tier) in [("a", "web"), ("b", "web"), ("c", "db")] {
+        maps.create(&PostParams::default(), &config_map(name, &[("tier", tier)]))
+            .await
+            .expect("create");
+    }
+
+    let params = kube::api::ListParams::default().labels("tier=web");
+    maps.delete_collection(&DeleteParams::default(), &params)
+        .await
+        .expect("delete collection");
+    let left = maps.list(&Default::default()).await.expect("list");
+    let names: Vec<_> = left
+        .items
+        .iter()
+        .filter_map(|m| m.metadata.name.clone())
+        .collect();
+    assert_eq!(names, ["c"]);
+}

@@ -130,3 +130,31 @@ async fn the_request_log_records_verbs_resources_and_managers() {
     assert!(apply.is_write());
     assert_eq!((log[1].verb, log[1].status), (Verb::Get, 404));
 }
+
+#[tokio::test]
+async fn the_kubeconfig_points_a_client_at_the_emulator() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+
+    let emulator = Emulator::start().await;
+    let kubeconfig = Kubeconfig::from_yaml(&emulator.kubeconfig_yaml()).expect("valid kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    assert_eq!(config.default_namespace, "default");
+    let client = kube::Client::try_from(config).expect("client");
+    let namespaces: Api<Namespace> = Api::all(client);
+    let names: Vec<String> = namespaces
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["default", "kube-node-lease", "kube-public", "kube-system"]
+    );
+    assert!(emulator.url().starts_with("http://127.0.0.1:"));
+}

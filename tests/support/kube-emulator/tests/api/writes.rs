@@ -257,6 +257,13 @@ async fn strategic_merge_merges_containers_by_name_and_unknown_patch_types_are_4
         (415, "UnsupportedMediaType")
     );
 
+    let post_to_a_name = http::Request::post("/api/v1/namespaces/default/pods/p")
+        .header("content-type", "application/json")
+        .body(b"{}".to_vec())
+        .expect("request");
+    let status = status_of(client.request_text(post_to_a_name).await);
+    assert_eq!(status.code, 405);
+
     let garbage = http::Request::post("/api/v1/namespaces/default/configmaps")
         .header("content-type", "application/json")
         .body(b"{not json".to_vec())
