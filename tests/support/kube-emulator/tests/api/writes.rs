@@ -160,27 +160,10 @@ async fn merge_and_json_patches_apply_and_a_failed_test_is_invalid() {
     let labels = merged.metadata.labels.clone().expect("labels");
     assert_eq!(labels.keys().collect::<Vec<_>>(), ["add", "keep"]);
 
-    // The finalizer helper's shape: test the current list, then replace it.
+    // kube's finalizer helper adds the first finalizer by testing the absent list against
+    // null: the API server's JSON patch library lets that pass, and so must we.
     let add_finalizer: json_patch::Patch = serde_json::from_value(json!([
         {"op": "test", "path": "/metadata/finalizers", "value": null},
-        {"op": "add", "path": "/metadata/finalizers", "value": ["example.com/cleanup"]},
-    ]))
-    .expect("patch");
-    let status = status_of(
-        api.patch(
-            "a",
-            &PatchParams::default(),
-            &Patch::Json::<()>(add_finalizer),
-        )
-        .await,
-    );
-    assert_eq!(
-        (status.code, status.reason.as_str()),
-        (422, "Invalid"),
-        "finalizers are absent, not null"
-    );
-
-    let add_finalizer: json_patch::Patch = serde_json::from_value(json!([
         {"op": "add", "path": "/metadata/finalizers", "value": ["example.com/cleanup"]},
     ]))
     .expect("patch");
@@ -191,11 +174,23 @@ async fn merge_and_json_patches_apply_and_a_failed_test_is_invalid() {
             &Patch::Json::<()>(add_finalizer),
         )
         .await
-        .expect("json patch");
+        .expect("json patch with a null test of an absent path");
     assert_eq!(
         patched.metadata.finalizers,
         Some(vec!["example.com/cleanup".to_string()])
     );
+
+    // Once the list exists, a null test fails.
+    let null_test: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": null},
+        {"op": "add", "path": "/metadata/finalizers/-", "value": "example.com/second"},
+    ]))
+    .expect("patch");
+    let status = status_of(
+        api.patch("a", &PatchParams::default(), &Patch::Json::<()>(null_test))
+            .await,
+    );
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
 
     let wrong_test: json_patch::Patch = serde_json::from_value(json!([
         {"op": "test", "path": "/metadata/finalizers", "value": ["other"]},
