@@ -1,1 +1,2 @@
 //! jenkins-operator: runs Jenkins on Kubernetes.
+pub mod jenkins;
