@@ -69,6 +69,36 @@ struct RunArgs {
     /// Seconds in-flight reconciles get to finish after SIGTERM.
     #[arg(long, default_value_t = 20)]
     shutdown_grace_seconds: u64,
+
+    /// Reach the Jenkins of a JenkinsCluster at this URL instead of its in-cluster Service,
+    /// as NAME=URL (repeatable). For an operator running outside the cluster, for example
+    /// with `kubectl port-forward svc/ci 8080 -n ci` and `--jenkins-url ci=http://127.0.0.1:8080/`.
+    #[arg(long = "jenkins-url", value_name = "NAME=URL", value_parser = parse_jenkins_url)]
+    jenkins_urls: Vec<(String, url::Url)>,
+
+    /// Seconds a request to Jenkins may take.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    jenkins_timeout_seconds: u64,
+}
+
+/// Parses `NAME=URL` of `--jenkins-url`.
+fn parse_jenkins_url(text: &str) -> Result<(String, url::Url), String> {
+    let (name, url) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=URL, got {text:?}"))?;
+    if name.is_empty() {
+        return Err("the JenkinsCluster name before = is empty".into());
+    }
+    let mut url = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{url} is not an http(s) URL"));
+    }
+    // Relative API paths are joined onto the URL: it must end with a slash.
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok((name.to_owned(), url))
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -130,6 +160,7 @@ fn run(args: RunArgs) -> ExitCode {
 
 /// Turns the command line into the runtime's options.
 fn run_options(args: &RunArgs, client: &kube::Client) -> jenkins_operator::operator::RunOptions {
+    use jenkins_operator::operator::jenkins_clients::ClientSettings;
     use jenkins_operator::operator::{RunOptions, context::Settings, leader::LeaderConfig};
     use std::time::Duration;
     let leader = args.leader_election.then(|| {
@@ -153,6 +184,11 @@ fn run_options(args: &RunArgs, client: &kube::Client) -> jenkins_operator::opera
         http_addr: Some(args.http_addr),
         leader,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
+        jenkins_urls: args.jenkins_urls.iter().cloned().collect(),
+        jenkins_client: ClientSettings {
+            request_timeout: Duration::from_secs(args.jenkins_timeout_seconds),
+            ..ClientSettings::default()
+        },
     }
 }
 

@@ -41,8 +41,10 @@ pub const CLOUD_NAME: &str = "kubernetes";
 /// Name of the container of `deploy-<env>` agents.
 pub const DEPLOY_CONTAINER: &str = "kubectl";
 
-/// ConfigMap `<name>-casc` with `jenkins.yaml`.
-pub fn casc_config_map(cluster: &JenkinsCluster) -> ConfigMap {
+/// ConfigMap `<name>-casc` with `jenkins.yaml`. `user_casc_digest` summarizes the user's JCasC
+/// ConfigMaps (empty when there are none or they are unknown, as in `render`); it goes into the
+/// configuration marker.
+pub fn casc_config_map(cluster: &JenkinsCluster, user_casc_digest: &str) -> ConfigMap {
     let namespace = cluster_namespace(cluster);
     ConfigMap {
         metadata: child_meta(
@@ -52,7 +54,10 @@ pub fn casc_config_map(cluster: &JenkinsCluster) -> ConfigMap {
             Component::Casc,
             Ownership::Owned,
         ),
-        data: Some(BTreeMap::from([(CASC_KEY.to_string(), casc_yaml(cluster))])),
+        data: Some(BTreeMap::from([(
+            CASC_KEY.to_string(),
+            marked_casc_yaml(cluster, user_casc_digest),
+        )])),
         ..ConfigMap::default()
     }
 }
@@ -60,6 +65,26 @@ pub fn casc_config_map(cluster: &JenkinsCluster) -> ConfigMap {
 /// The JCasC document as YAML.
 pub fn casc_yaml(cluster: &JenkinsCluster) -> String {
     to_yaml(&casc_document(cluster))
+}
+
+/// Text of the system message before the marker.
+pub const MARKER_PREFIX: &str = "Managed by jenkins-operator; configuration ";
+
+/// A short digest of all the JCasC content Jenkins should have loaded: the operator's document
+/// and the user's ConfigMaps. Jenkins shows it in its system message, so the operator can tell
+/// whether a reload read the current files (the kubelet updates mounted ConfigMaps a minute or
+/// so after they change) and reload again if not.
+pub fn configuration_marker(cluster: &JenkinsCluster, user_casc_digest: &str) -> String {
+    let digest = Sha256::digest(format!("{}\n{user_casc_digest}", casc_yaml(cluster)));
+    hex::encode(&digest[..8])
+}
+
+/// The operator's JCasC document with the configuration marker as the system message.
+fn marked_casc_yaml(cluster: &JenkinsCluster, user_casc_digest: &str) -> String {
+    let mut document = casc_document(cluster);
+    let marker = configuration_marker(cluster, user_casc_digest);
+    document["jenkins"]["systemMessage"] = Value::String(format!("{MARKER_PREFIX}{marker}"));
+    to_yaml(&document)
 }
 
 /// The JCasC document as a value tree.

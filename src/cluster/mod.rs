@@ -7,6 +7,7 @@ pub mod casc;
 pub mod children;
 pub mod deployment;
 pub mod environments;
+pub mod jenkins_check;
 pub mod labels;
 pub mod namespace;
 pub mod plugins;
@@ -123,9 +124,13 @@ where
 /// Every child of the cluster, in apply order: namespaces, Secrets, RBAC, ConfigMaps, the
 /// claim, the Service, the Deployment. The spec is validated first; the cluster's
 /// `metadata.uid` goes into owner references as it is.
+///
+/// `user_casc_digest` summarizes the content of the user's JCasC ConfigMaps (see
+/// [`casc::configuration_marker`]); pass an empty string when they are not known.
 pub fn desired(
     cluster: &JenkinsCluster,
     secrets: &GeneratedSecrets,
+    user_casc_digest: &str,
 ) -> Result<Vec<Child>, InvalidSpec> {
     validate(cluster)?;
     let apply = ApplyPolicy::Apply;
@@ -169,7 +174,10 @@ pub fn desired(
     }
 
     // Configuration, storage, then the master itself.
-    out.push(child(&casc::casc_config_map(cluster), apply));
+    out.push(child(
+        &casc::casc_config_map(cluster, user_casc_digest),
+        apply,
+    ));
     out.push(child(&plugins::plugins_config_map(cluster), apply));
     if let Some(claim) = volume::home_claim(cluster) {
         out.push(child(&claim, apply));
@@ -200,7 +208,7 @@ mod tests {
     #[test]
     fn a_minimal_cluster_has_every_child_in_apply_order() {
         let cluster = test_cluster("metadata: {name: ci, uid: u}\nspec: {}\n");
-        let children = desired(&cluster, &secrets()).expect("valid");
+        let children = desired(&cluster, &secrets(), "").expect("valid");
         let described: Vec<String> = children.iter().map(Child::describe).collect();
         assert_eq!(
             described,
@@ -231,7 +239,7 @@ mod tests {
              spec: {admin: {existingSecret: mine}, persistence: {existingClaim: data},\n\
              \x20 environments: [{name: dev, namespace: app-dev}]}\n",
         );
-        let described: Vec<String> = desired(&cluster, &secrets())
+        let described: Vec<String> = desired(&cluster, &secrets(), "")
             .expect("valid")
             .iter()
             .map(Child::describe)
@@ -251,7 +259,7 @@ mod tests {
         let cluster = test_cluster(
             "metadata: {name: ci}\nspec: {persistence: {existingClaim: data, size: 1Gi}}\n",
         );
-        let error = desired(&cluster, &secrets()).expect_err("invalid");
+        let error = desired(&cluster, &secrets(), "").expect_err("invalid");
         assert!(error.to_string().contains("spec.persistence.existingClaim"));
     }
 

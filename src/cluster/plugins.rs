@@ -28,14 +28,19 @@ pub const BASE_PLUGINS: &[(&str, &str)] = &[
 /// `name:version` lines sorted by name; a user's version of a base plugin replaces ours.
 /// Duplicates in the user's list are a validation error, so the map loses nothing.
 pub fn plugins_txt(cluster: &JenkinsCluster) -> String {
+    pinned_plugins(cluster)
+        .into_iter()
+        .map(|(name, version)| format!("{name}:{version}\n"))
+        .collect()
+}
+
+/// Every plugin the cluster pins, by name: the base plugins with the user's merged over them.
+pub fn pinned_plugins(cluster: &JenkinsCluster) -> BTreeMap<&str, &str> {
     let mut merged: BTreeMap<&str, &str> = BASE_PLUGINS.iter().copied().collect();
     for plugin in &cluster.spec.plugins {
         merged.insert(&plugin.name, &plugin.version);
     }
     merged
-        .into_iter()
-        .map(|(name, version)| format!("{name}:{version}\n"))
-        .collect()
 }
 
 /// ConfigMap `<name>-plugins` with `plugins.txt`.

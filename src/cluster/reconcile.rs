@@ -24,10 +24,15 @@ use tracing::{debug, info, warn};
 
 use super::children::{ApplyPolicy, Child};
 use super::labels::CLUSTER_LABEL;
+use super::casc::configuration_marker;
+use super::jenkins_check::{self, Configuration, Health};
+use super::plugins::pinned_plugins;
+use super::secrets::TOKEN_KEY;
 use super::{
-    FIELD_MANAGER, GeneratedSecrets, admin_secret_name, cluster_namespace, desired,
-    home_claim_name, jenkins_url,
+    FIELD_MANAGER, GeneratedSecrets, admin_secret_name, casc_reload_secret_name,
+    cluster_namespace, desired, home_claim_name, jenkins_url,
 };
+use crate::operator::jenkins_clients::AccessError;
 use crate::api::cluster::{DeletionPolicy, JenkinsCluster, JenkinsClusterStatus};
 use crate::api::conditions::{self, Desired, READY, RECONCILING, STALLED};
 use crate::operator::context::Context;
@@ -142,44 +147,76 @@ pub fn error_policy(cluster: Arc<JenkinsCluster>, error: &Error, ctx: Arc<Contex
     Action::requeue(delay)
 }
 
-/// Brings the children in line with the spec and reports.
+/// Where a cluster stands after a reconcile; becomes its conditions.
+enum Verdict {
+    /// Converged: Jenkins runs the current spec.
+    Ready { version: String },
+    /// Still working towards the spec; will get there without help.
+    Progressing { reason: &'static str, message: String },
+    /// Cannot get there without a change from the user or the environment.
+    Stalled { reason: &'static str, message: String },
+}
+
+impl Verdict {
+    fn progressing(reason: &'static str, message: impl Into<String>) -> Self {
+        Verdict::Progressing { reason, message: message.into() }
+    }
+
+    fn stalled(reason: &'static str, message: impl Into<String>) -> Self {
+        Verdict::Stalled { reason, message: message.into() }
+    }
+
+    /// The kstatus conditions that say this.
+    fn conditions(&self) -> Vec<Desired> {
+        match self {
+            Verdict::Ready { version } => vec![
+                Desired::new(READY, true, "Ready", format!("Jenkins {version} is running")),
+                Desired::new(RECONCILING, false, "Ready", "nothing to do"),
+                Desired::new(STALLED, false, "Ready", "nothing to do"),
+            ],
+            Verdict::Progressing { reason, message } => vec![
+                Desired::new(READY, false, reason, message.clone()),
+                Desired::new(RECONCILING, true, reason, message.clone()),
+                Desired::new(STALLED, false, reason, "progressing"),
+            ],
+            Verdict::Stalled { reason, message } => vec![
+                Desired::new(READY, false, reason, message.clone()),
+                Desired::new(RECONCILING, false, reason, "waiting for a change"),
+                Desired::new(STALLED, true, reason, message.clone()),
+            ],
+        }
+    }
+}
+
+/// Brings the children in line with the spec, then Jenkins, and reports.
 async fn apply(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error> {
     let name = cluster.name_any();
 
+    // The user's JCasC ConfigMaps must exist; their content is part of the configuration.
+    let user_casc = match user_casc_digest(cluster, ctx).await? {
+        Ok(digest) => digest,
+        Err(problem) => {
+            let verdict = Verdict::stalled("CascConfigMapMissing", problem);
+            report(cluster, ctx, &verdict, None).await?;
+            // User ConfigMaps are watched only when labelled; look again soon.
+            return Ok(Action::requeue(ctx.settings.progress_poll));
+        }
+    };
+
     // Validate and build: an invalid spec stalls until the user changes it.
     let secrets = GeneratedSecrets::random().map_err(Error::Random)?;
-    let children = match desired(cluster, &secrets) {
+    let children = match desired(cluster, &secrets, &user_casc) {
         Ok(children) => children,
         Err(invalid) => {
-            let message = format!("the spec is invalid: {invalid}");
-            let conditions = vec![
-                Desired::new(READY, false, "InvalidSpec", message.clone()),
-                Desired::new(
-                    RECONCILING,
-                    false,
-                    "InvalidSpec",
-                    "waiting for a spec change",
-                ),
-                Desired::new(STALLED, true, "InvalidSpec", message),
-            ];
-            report(cluster, ctx, &conditions, None).await?;
+            let verdict = Verdict::stalled("InvalidSpec", format!("the spec is invalid: {invalid}"));
+            report(cluster, ctx, &verdict, None).await?;
             return Ok(Action::await_change());
         }
     };
 
     // Credentials the user brings must hold what Jenkins needs.
     if let Some(problem) = check_existing_admin_secret(cluster, ctx).await? {
-        let conditions = vec![
-            Desired::new(READY, false, "AdminSecretInvalid", problem.clone()),
-            Desired::new(
-                RECONCILING,
-                false,
-                "AdminSecretInvalid",
-                "waiting for the Secret",
-            ),
-            Desired::new(STALLED, true, "AdminSecretInvalid", problem),
-        ];
-        report(cluster, ctx, &conditions, None).await?;
+        report(cluster, ctx, &Verdict::stalled("AdminSecretInvalid", problem), None).await?;
         // Secrets are not watched; look again soon.
         return Ok(Action::requeue(ctx.settings.progress_poll));
     }
@@ -193,14 +230,8 @@ async fn apply(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error>
     }
     if !written.is_empty() {
         info!(kind = "JenkinsCluster", name = %name, objects = ?written, "applied children");
-        publish(
-            ctx,
-            cluster,
-            EventType::Normal,
-            "Applied",
-            &format!("applied {}", written.join(", ")),
-        )
-        .await;
+        let note = format!("applied {}", written.join(", "));
+        publish(ctx, cluster, EventType::Normal, "Applied", &note).await;
     }
 
     // Prune children the spec no longer produces; only a spec change can cause them.
@@ -210,28 +241,151 @@ async fn apply(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error>
         prune(cluster, &children, ctx).await?;
     }
 
-    // Report: the master is ready once its Deployment has rolled out.
-    let rollout = rollout_state(cluster, ctx).await?;
-    let (conditions, action) = match &rollout {
-        Rollout::Ready => (
-            vec![
-                Desired::new(READY, true, "Ready", "Jenkins is running"),
-                Desired::new(RECONCILING, false, "Ready", "nothing to do"),
-                Desired::new(STALLED, false, "Ready", "nothing to do"),
-            ],
-            Action::requeue(ctx.settings.resync),
-        ),
-        Rollout::Progressing(reason, message) => (
-            vec![
-                Desired::new(READY, false, reason, message.clone()),
-                Desired::new(RECONCILING, true, reason, message.clone()),
-                Desired::new(STALLED, false, reason, "progressing"),
-            ],
-            Action::requeue(ctx.settings.progress_poll),
-        ),
+    // The master must roll out, then answer as the administrator with the current JCasC.
+    let verdict = match rollout_state(cluster, ctx).await? {
+        Rollout::Progressing(reason, message) => Verdict::progressing(reason, message),
+        Rollout::Ready => {
+            let marker = configuration_marker(cluster, &user_casc);
+            jenkins_verdict(cluster, ctx, &marker).await?
+        }
     };
-    report(cluster, ctx, &conditions, Some(&children)).await?;
+    let action = match &verdict {
+        Verdict::Ready { .. } | Verdict::Stalled { .. } => Action::requeue(ctx.settings.resync),
+        Verdict::Progressing { .. } => Action::requeue(ctx.settings.progress_poll),
+    };
+    report(cluster, ctx, &verdict, Some(&children)).await?;
     Ok(action)
+}
+
+/// A digest of the user's JCasC ConfigMaps, or what is wrong with them.
+async fn user_casc_digest(
+    cluster: &JenkinsCluster,
+    ctx: &Context,
+) -> Result<Result<String, String>, Error> {
+    let names = &cluster.spec.configuration_as_code.config_maps;
+    if names.is_empty() {
+        return Ok(Ok(String::new()));
+    }
+    let namespace = cluster_namespace(cluster);
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut hasher = Sha256::new();
+    for name in names {
+        let object = format!("ConfigMap {namespace}/{name}");
+        let Some(config_map) = api.get_opt(name).await.map_err(kube_error("read", &object))? else {
+            return Ok(Err(format!(
+                "spec.configurationAsCode.configMaps: {object} does not exist; create it with \
+                 your JCasC YAML (label it jenkins.ci/cluster={} to have changes reloaded at once)",
+                cluster.name_any()
+            )));
+        };
+        hasher.update(name.as_bytes());
+        for (key, value) in config_map.data.unwrap_or_default() {
+            hasher.update([0]);
+            hasher.update(key.as_bytes());
+            hasher.update([0]);
+            hasher.update(value.as_bytes());
+        }
+    }
+    Ok(Ok(hex::encode(&hasher.finalize()[..8])))
+}
+
+/// Asks Jenkins whether it works and runs the current configuration, reloading JCasC when
+/// it does not.
+async fn jenkins_verdict(
+    cluster: &JenkinsCluster,
+    ctx: &Context,
+    marker: &str,
+) -> Result<Verdict, Error> {
+    let name = cluster.name_any();
+    let (jenkins, admin) = match ctx.jenkins.client(&ctx.client, cluster).await {
+        Ok(access) => access,
+        Err(AccessError::ReadSecret { secret, source }) => {
+            return Err(Error::Kube { action: "read", object: format!("Secret {secret}"), source });
+        }
+        Err(error) => return Ok(Verdict::stalled("JenkinsAccess", error.to_string())),
+    };
+    let pinned = pinned_plugins(cluster);
+    let expected: Vec<&str> = pinned.keys().copied().collect();
+
+    let health = jenkins_check::check(&jenkins, &admin, &expected).await;
+    let (version, system_message) = match health {
+        Health::Up { version, system_message } => {
+            ctx.jenkins_answered(&name);
+            (version, system_message)
+        }
+        Health::Starting => {
+            ctx.jenkins_answered(&name);
+            return Ok(Verdict::progressing("JenkinsStarting", "Jenkins is starting (503)"));
+        }
+        Health::Unreachable(message) => {
+            let silent_for = ctx.jenkins_silent_for(&name);
+            if silent_for >= ctx.settings.jenkins_stall_after {
+                let message = format!(
+                    "Jenkins has not answered for {}s: {message}",
+                    silent_for.as_secs()
+                );
+                return Ok(Verdict::stalled("JenkinsUnreachable", message));
+            }
+            return Ok(Verdict::progressing("JenkinsUnreachable", message));
+        }
+        Health::Refused(message) => {
+            ctx.jenkins_answered(&name);
+            return Ok(Verdict::stalled("AdminCredentialsRefused", message));
+        }
+        Health::PluginsMissing(missing) => {
+            ctx.jenkins_answered(&name);
+            let message = format!("plugins not active yet: {}", missing.join(", "));
+            return Ok(Verdict::progressing("PluginsLoading", message));
+        }
+    };
+
+    // JCasC changes are hot-reloaded: no restart.
+    let token = match read_reload_token(cluster, ctx).await? {
+        Ok(token) => token,
+        Err(problem) => return Ok(Verdict::stalled("CascReloadTokenMissing", problem)),
+    };
+    let outcome = jenkins_check::ensure_configuration(&jenkins, &system_message, marker, &token);
+    Ok(match outcome.await {
+        Ok(Configuration::Current) => Verdict::Ready { version },
+        Ok(Configuration::Reloaded) => {
+            info!(kind = "JenkinsCluster", name = %name, "reloaded configuration-as-code");
+            publish(ctx, cluster, EventType::Normal, "ConfigurationReloaded",
+                "Jenkins reloaded its configuration-as-code").await;
+            Verdict::Ready { version }
+        }
+        Ok(Configuration::Pending) => Verdict::progressing(
+            "ConfigurationPending",
+            "Jenkins reloaded older JCasC files; waiting for the kubelet to update the \
+             mounted ConfigMaps, then reloading again",
+        ),
+        Ok(Configuration::Rejected(message)) => Verdict::stalled(
+            "ConfigurationRejected",
+            format!("Jenkins rejected the configuration-as-code: {message}"),
+        ),
+        Err(error) if error.is_transient() => {
+            Verdict::progressing("JenkinsUnreachable", error.to_string())
+        }
+        Err(error) => Verdict::stalled("ConfigurationReloadFailed", error.to_string()),
+    })
+}
+
+/// The JCasC reload token from the cluster's reload Secret, or what is wrong with it.
+async fn read_reload_token(
+    cluster: &JenkinsCluster,
+    ctx: &Context,
+) -> Result<Result<String, String>, Error> {
+    let namespace = cluster_namespace(cluster);
+    let name = casc_reload_secret_name(cluster);
+    let object = format!("Secret {namespace}/{name}");
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(secret) = api.get_opt(&name).await.map_err(kube_error("read", &object))? else {
+        return Ok(Err(format!("{object} does not exist")));
+    };
+    let token = secret.data.and_then(|mut d| d.remove(TOKEN_KEY)).map(|b| b.0);
+    match token.map(String::from_utf8) {
+        Some(Ok(token)) => Ok(Ok(token)),
+        _ => Ok(Err(format!("{object} has no UTF-8 key {TOKEN_KEY}"))),
+    }
 }
 
 /// Writes one child if needed. Returns whether a write happened.
@@ -465,12 +619,16 @@ async fn rollout_state(cluster: &JenkinsCluster, ctx: &Context) -> Result<Rollou
 async fn report(
     cluster: &JenkinsCluster,
     ctx: &Context,
-    wanted: &[Desired],
+    verdict: &Verdict,
     children: Option<&[Child]>,
 ) -> Result<(), Error> {
     let old = cluster.status.clone().unwrap_or_default();
     let generation = cluster.metadata.generation;
-    let conditions = conditions::merge(&old.conditions, wanted, generation);
+    let conditions = conditions::merge(&old.conditions, &verdict.conditions(), generation);
+    let version = match verdict {
+        Verdict::Ready { version } => Some(version.clone()),
+        _ => old.version.clone(),
+    };
     let admin_secret = children
         .map(|_| admin_secret_name(cluster))
         .or(old.admin_secret.clone());
@@ -478,7 +636,7 @@ async fn report(
         conditions,
         observed_generation: generation,
         url: Some(jenkins_url(cluster)),
-        version: old.version.clone(),
+        version,
         admin_secret,
     };
     let unchanged = conditions::same(&old.conditions, &new.conditions)

@@ -106,7 +106,7 @@ pub fn render(yaml: &str) -> Result<String, RenderError> {
         admin_password: SECRET_PLACEHOLDER.into(),
         casc_reload_token: SECRET_PLACEHOLDER.into(),
     };
-    let children = desired(&cluster, &placeholders).map_err(|invalid| RenderError {
+    let children = desired(&cluster, &placeholders, "").map_err(|invalid| RenderError {
         diagnostics: invalid
             .problems
             .iter()

@@ -11,6 +11,9 @@ use super::{JenkinsClient, JenkinsError};
 pub struct ServerInfo {
     /// Version from the `X-Jenkins` header, e.g. `2.516.1`.
     pub version: String,
+    /// The system message shown on the dashboard (JCasC `jenkins.systemMessage`); empty when
+    /// none is set.
+    pub system_message: String,
 }
 
 /// The user Jenkins sees the client as.
@@ -40,10 +43,15 @@ pub struct Plugin {
 }
 
 impl JenkinsClient {
-    /// Jenkins' version, read from the `X-Jenkins` header of the root API.
+    /// Jenkins' version, read from the `X-Jenkins` header of the root API, and its system
+    /// message (the root API's `description`).
     pub async fn server_info(&self) -> Result<ServerInfo, JenkinsError> {
-        let call =
-            Call::get("read the Jenkins version".into(), "api/json".into()).query("tree", "mode");
+        #[derive(Deserialize)]
+        struct Root {
+            description: Option<String>,
+        }
+        let call = Call::get("read the Jenkins version".into(), "api/json".into())
+            .query("tree", "mode,description");
         let answer = self.execute(&call).await?;
         if answer.status != StatusCode::OK {
             return Err(self.error(&call.operation, &answer));
@@ -54,8 +62,11 @@ impl JenkinsClient {
                 operation: call.operation.clone(),
                 detail: "no X-Jenkins header: is this Jenkins?".into(),
             })?;
+        let version = version.to_string();
+        let root: Root = answer.json(&call.operation)?;
         Ok(ServerInfo {
-            version: version.to_string(),
+            version,
+            system_message: root.description.unwrap_or_default(),
         })
     }
 

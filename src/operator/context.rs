@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
+use super::jenkins_clients::JenkinsClients;
 use super::metrics::Metrics;
 
 /// Timings of the reconcilers. The defaults suit a real cluster; tests shorten them.
@@ -21,6 +22,9 @@ pub struct Settings {
     pub backoff_base: Duration,
     /// Longest delay between retries of a failing reconcile.
     pub backoff_cap: Duration,
+    /// How long Jenkins may stay silent after its Deployment rolled out before the cluster is
+    /// reported Stalled (it recovers by itself once Jenkins answers).
+    pub jenkins_stall_after: Duration,
 }
 
 impl Default for Settings {
@@ -30,6 +34,7 @@ impl Default for Settings {
             progress_poll: Duration::from_secs(15),
             backoff_base: Duration::from_secs(2),
             backoff_cap: Duration::from_secs(300),
+            jenkins_stall_after: Duration::from_secs(600),
         }
     }
 }
@@ -40,11 +45,19 @@ pub struct Context {
     pub recorder: Recorder,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
+    pub jenkins: JenkinsClients,
     failures: Mutex<HashMap<String, u32>>,
+    /// When each cluster's Jenkins last stopped answering, while it stays silent.
+    silent_since: Mutex<HashMap<String, Instant>>,
 }
 
 impl Context {
-    pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        jenkins: JenkinsClients,
+    ) -> Self {
         let reporter = Reporter {
             controller: "jenkins-operator".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -55,7 +68,9 @@ impl Context {
             recorder,
             settings,
             metrics,
+            jenkins,
             failures: Mutex::new(HashMap::new()),
+            silent_since: Mutex::new(HashMap::new()),
         }
     }
 
@@ -77,6 +92,20 @@ impl Context {
     pub fn reset_backoff(&self, key: &str) {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         map.remove(key);
+    }
+}
+
+impl Context {
+    /// Notes that a cluster's Jenkins answered (even with an error page).
+    pub fn jenkins_answered(&self, cluster: &str) {
+        let mut map = self.silent_since.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(cluster);
+    }
+
+    /// Notes that a cluster's Jenkins did not answer; returns for how long it has not.
+    pub fn jenkins_silent_for(&self, cluster: &str) -> Duration {
+        let mut map = self.silent_since.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(cluster.to_owned()).or_insert_with(Instant::now).elapsed()
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod context;
 pub mod health;
+pub mod jenkins_clients;
 pub mod leader;
 pub mod metrics;
 
@@ -16,6 +17,7 @@ use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -27,6 +29,8 @@ use crate::cluster::labels::{CLUSTER_LABEL, MANAGED_BY};
 use crate::cluster::reconcile::{error_policy, reconcile};
 use context::{Context, Settings};
 use health::Health;
+use jenkins_clients::{ClientSettings, JenkinsClients};
+use url::Url;
 use leader::LeaderConfig;
 use metrics::Metrics;
 
@@ -96,6 +100,11 @@ pub struct RunOptions {
     pub leader: Option<LeaderConfig>,
     /// How long in-flight reconciles may run after shutdown was requested.
     pub shutdown_grace: Duration,
+    /// JenkinsCluster name to the URL the operator uses for its Jenkins, instead of the
+    /// in-cluster Service URL (an operator running outside the cluster; tests).
+    pub jenkins_urls: BTreeMap<String, Url>,
+    /// Timeouts and retries of requests to Jenkins.
+    pub jenkins_client: ClientSettings,
 }
 
 /// Runs the controllers until `shutdown` resolves. With leader election, this replica waits as
@@ -110,10 +119,12 @@ pub async fn run(
     check_crds(&client).await?;
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
+    let jenkins = JenkinsClients::new(options.jenkins_urls.clone(), options.jenkins_client.clone());
     let ctx = Arc::new(Context::new(
         client.clone(),
         options.settings.clone(),
         metrics.clone(),
+        jenkins,
     ));
 
     // One signal, many listeners.
@@ -201,6 +212,7 @@ async fn run_controllers(
     let client = ctx.client.clone();
     let children =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
+    let labelled = watcher::Config::default().labels(CLUSTER_LABEL);
     let graceful = stopped(stop.clone());
     let controller = Controller::new(
         Api::<JenkinsCluster>::all(client.clone()),
@@ -228,9 +240,10 @@ async fn run_controllers(
             children.clone(),
             owning_cluster,
         )
+        // Ours and the user's JCasC ConfigMaps that carry the cluster label.
         .watches(
             Api::<ConfigMap>::all(client.clone()),
-            children.clone(),
+            labelled,
             owning_cluster,
         )
         .watches(

@@ -2,11 +2,16 @@
 //! `JENKINS_OPERATOR_TEST_KUBECONFIG` is set), the CRDs installed from crds/, and the real
 //! controllers running in-process.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jenkins_operator::api::JenkinsCluster;
+use jenkins_emulator::{EmulatorConfig, JenkinsEmulator};
 use jenkins_operator::operator::RunOptions;
+use jenkins_operator::operator::jenkins_clients::ClientSettings;
+use url::Url;
 use jenkins_operator::operator::context::Settings;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
@@ -19,9 +24,16 @@ use tokio::task::JoinHandle;
 /// Environment variable naming a kubeconfig of a real cluster to run the tests against.
 pub const REAL_CLUSTER_ENV: &str = "JENKINS_OPERATOR_TEST_KUBECONFIG";
 
+/// On a real cluster: the URL at which the test can reach the Jenkins of the cluster under
+/// test (for example a `kubectl port-forward`).
+pub const REAL_JENKINS_ENV: &str = "JENKINS_OPERATOR_TEST_JENKINS_URL";
+
 pub struct Env {
     pub client: Client,
     emulator: Option<Emulator>,
+    /// The emulated Jenkins every cluster of the test talks to, with the task that plays its
+    /// pod (see jenkins_pod.rs).
+    jenkins: Option<(Arc<JenkinsEmulator>, JoinHandle<()>)>,
     operator: Option<(JoinHandle<()>, oneshot::Sender<()>)>,
     pub settings: Settings,
     suffix: String,
@@ -110,6 +122,7 @@ impl Env {
     pub async fn start_operator(&mut self) {
         assert!(self.operator.is_none(), "the operator is already running");
         let (stop, stopped) = oneshot::channel::<()>();
+        let jenkins_urls = self.jenkins_urls();
         let client = self.client.clone();
         let settings = self.settings.clone();
         let task = tokio::spawn(async move {
@@ -126,6 +139,27 @@ impl Env {
                 .expect("operator runs");
         });
         self.operator = Some((task, stop));
+    }
+
+    /// Where the operator reaches Jenkins: every example cluster (as renamed for this run) at
+    /// the emulated Jenkins, or at `JENKINS_OPERATOR_TEST_JENKINS_URL` on a real cluster (for
+    /// example a `kubectl port-forward` of the cluster's Service); otherwise the in-cluster URL.
+    fn jenkins_urls(&self) -> BTreeMap<String, Url> {
+        let url = match (&self.jenkins, std::env::var(REAL_JENKINS_ENV)) {
+            (Some((jenkins, _)), _) => jenkins.url(),
+            (None, Ok(url)) => Url::parse(&url).expect("JENKINS_OPERATOR_TEST_JENKINS_URL is a URL"),
+            (None, Err(_)) => return BTreeMap::new(),
+        };
+        example_cluster_names().into_iter().map(|name| (self.name(&name), url.clone())).collect()
+    }
+
+    /// The emulated Jenkins, or `None` on a real cluster, after printing why the test is
+    /// skipped.
+    pub fn jenkins_or_skip(&self, test: &str, why: &str) -> Option<Arc<JenkinsEmulator>> {
+        if self.jenkins.is_none() {
+            eprintln!("skipping {test} on a real cluster: it needs {why}");
+        }
+        self.jenkins.as_ref().map(|(jenkins, _)| jenkins.clone())
     }
 
     /// Stops the controllers (graceful shutdown) and waits until they are gone.
@@ -174,7 +208,23 @@ impl Drop for Env {
         if let Some((task, _)) = self.operator.take() {
             task.abort();
         }
+        if let Some((_, pod)) = self.jenkins.take() {
+            pod.abort();
+        }
     }
+}
+
+/// Names of the JenkinsClusters in examples/.
+fn example_cluster_names() -> Vec<String> {
+    let dir = format!("{}/examples", env!("CARGO_MANIFEST_DIR"));
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("examples/ exists").flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        if let Ok(cluster) = serde_saphyr::from_str::<JenkinsCluster>(&text) {
+            names.push(cluster.name_any());
+        }
+    }
+    names
 }
 
 fn random_suffix() -> String {
