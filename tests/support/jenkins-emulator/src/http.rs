@@ -1003,7 +1003,8 @@ fn build_level(
                 header::HeaderName::from_static("x-text-size"),
                 cursor.to_string(),
             );
-            if build.building {
+            // The log is complete once the result is written, even if `building` lingers.
+            if build.result.is_none() {
                 reply.with(header::HeaderName::from_static("x-more-data"), "true")
             } else {
                 reply

@@ -362,8 +362,10 @@ impl Job {
         self.builds.iter_mut().find(|b| b.number == number)
     }
 
+    /// Builds holding an executor: those without a result (a lingering `building` flag is
+    /// only what the JSON shows).
     pub fn running(&self) -> usize {
-        self.builds.iter().filter(|b| b.building).count()
+        self.builds.iter().filter(|b| b.result.is_none()).count()
     }
 
     pub fn color(&self) -> String {
