@@ -196,7 +196,7 @@ fn parse_param(definition: &xml::Element) -> Result<ParamDef, String> {
     let class = definition.name.as_str();
     let (kind, default) = if class.ends_with("ChoiceParameterDefinition") {
         let holder = definition.child("choices");
-        let strings = holder
+        let strings: Vec<String> = holder
             .map(|c| c.child("a").unwrap_or(c))
             .map(|c| {
                 c.elements()
@@ -204,7 +204,7 @@ fn parse_param(definition: &xml::Element) -> Result<ParamDef, String> {
                     .map(|e| e.text())
                     .collect()
             })
-            .unwrap_or_else(Vec::<String>::new);
+            .unwrap_or_default();
         let default = strings.first().cloned().unwrap_or_default();
         (ParamKind::Choice(strings), default)
     } else if class.ends_with("BooleanParameterDefinition") {
