@@ -88,6 +88,11 @@ impl Target {
         self.emulator.as_ref()
     }
 
+    /// True against the emulator (no note printed: for assertions only the emulator allows).
+    pub fn is_emulated(&self) -> bool {
+        self.emulator.is_some()
+    }
+
     /// The client configuration, to build variants of the client.
     pub fn config(&self) -> JenkinsConfig {
         self.config.clone()
