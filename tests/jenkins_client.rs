@@ -80,7 +80,6 @@ async fn server_info_reads_the_version_from_the_x_jenkins_header() {
         assert_eq!(info.version, "2.516.1");
     }
     assert!(!info.version.is_empty());
-    target.cleanup().await;
 }
 
 #[tokio::test]
@@ -92,7 +91,6 @@ async fn who_am_i_names_the_authenticated_user() {
     if target.is_emulated() {
         assert_eq!(me.name, harness::ADMIN);
     }
-    target.cleanup().await;
 }
 
 #[tokio::test]
@@ -115,7 +113,6 @@ async fn plugins_are_listed_with_their_state() {
         assert_eq!(plugins[1].version, "5.7.0");
         assert!(!plugins[1].active && !plugins[1].enabled);
     }
-    target.cleanup().await;
 }
 
 // --- authentication and CSRF ----------------------------------------------------------------
@@ -231,7 +228,6 @@ async fn bad_credentials_are_unauthorized_and_never_shown() {
     let shown = format!("{error} {error:?} {config:?} {client:?}");
     assert!(!shown.contains("wrong-token-123"), "{shown}");
     assert!(shown.contains("***"));
-    target.cleanup().await;
 }
 
 #[tokio::test]
@@ -288,7 +284,6 @@ async fn names_with_spaces_plus_signs_unicode_and_folders_round_trip() {
             Some("name=%C3%BCn%C3%AF+code+%28x%29")
         );
     }
-    target.cleanup().await;
 }
 
 #[tokio::test]
@@ -315,7 +310,6 @@ async fn an_existing_name_in_another_case_already_exists() {
         "{error:?}"
     );
     assert!(target.client.job_exists(&target.path("FOO")).await.unwrap());
-    target.cleanup().await;
 }
 
 #[tokio::test]
@@ -352,7 +346,6 @@ async fn a_malformed_config_is_rejected_and_leaves_nothing_behind() {
         &stored,
         &pipeline("test job", "", "echo 'hi'")
     ));
-    target.cleanup().await;
 }
 
 #[tokio::test]
@@ -369,7 +362,6 @@ async fn characters_xml_cannot_carry_are_refused_locally() {
     if let Some(emulator) = target.emulator("the request log") {
         assert!(emulator.requests().is_empty());
     }
-    target.cleanup().await;
 }
 
 #[tokio::test]
@@ -383,7 +375,6 @@ async fn a_missing_folder_is_not_found_on_create() {
         matches!(error, Err(JenkinsError::NotFound { .. })),
         "{error:?}"
     );
-    target.cleanup().await;
 }
 
 #[tokio::test]
@@ -406,7 +397,6 @@ async fn ensure_folder_refuses_to_go_through_a_job() {
         .ensure_folder(&target.path("f/g"))
         .await
         .unwrap();
-    target.cleanup().await;
 }
 
 #[tokio::test]
@@ -452,7 +442,6 @@ async fn update_job_replaces_the_config_and_its_parameters() {
     assert_eq!(job.parameters[0].default.as_deref(), Some("staging"));
     assert_eq!(job.parameters[0].description, "where");
     assert_eq!(job.parameters[2].default.as_deref(), Some("true"));
-    target.cleanup().await;
 }
 
 #[tokio::test]
@@ -484,7 +473,6 @@ async fn deleting_a_job_twice_reports_not_found_the_second_time() {
     assert!(error.is_not_found(), "{error:?}");
     let error = target.client.get_job(&path).await.unwrap_err();
     assert!(error.is_not_found(), "{error:?}");
-    target.cleanup().await;
 }
 
 #[tokio::test]
@@ -504,7 +492,6 @@ async fn deleting_a_folder_deletes_what_it_holds() {
             .await
             .unwrap()
     );
-    target.cleanup().await;
 }
 
 // --- builds and the queue ------------------------------------------------------------------
@@ -528,7 +515,6 @@ async fn a_disabled_job_is_not_buildable_until_enabled() {
     assert!(!job.disabled && job.buildable);
     let queue_id = target.client.trigger_build(&path, &[]).await.unwrap();
     build_number(&target, &path, queue_id).await;
-    target.cleanup().await;
 }
 
 #[tokio::test]
@@ -638,7 +624,6 @@ async fn parameters_on_a_job_without_any_are_refused() {
         matches!(error, JenkinsError::NotParameterized { .. }),
         "{error:?}"
     );
-    target.cleanup().await;
 }
 
 #[tokio::test]
@@ -921,7 +906,6 @@ async fn builds_with_a_default_outcome_finish_by_themselves() {
     let number = build_number(&target, &path, queue_id).await;
     let done = completed(&target, &path, number).await;
     assert_eq!(done.result, Some(BuildResult::Success));
-    target.cleanup().await;
 }
 
 // --- configuration as code -----------------------------------------------------------------

@@ -2,7 +2,7 @@
 //! `JENKINS_OPERATOR_TEST_JENKINS_URL`, `…_USER` and `…_TOKEN` are set, a real Jenkins.
 //!
 //! Against a real Jenkins every test works inside its own folder (`jo-test-<random>`), which it
-//! deletes at the end when it passes. Tests that need emulator controls print why and skip.
+//! deletes when the test ends (passed, failed or skipped). Tests that need emulator controls print why and skip.
 
 #![allow(dead_code)]
 
@@ -110,12 +110,29 @@ impl Target {
     pub fn full_name(&self, full_name: &str) -> String {
         self.path(full_name).full_name()
     }
+}
 
-    /// Removes the test folder from a real Jenkins.
-    pub async fn cleanup(self) {
-        if let Some(folder) = &self.folder {
-            let _ = self.client.delete_job(folder).await;
-        }
+impl Drop for Target {
+    /// Removes the test's folder from a real Jenkins, also when the test failed or skipped.
+    fn drop(&mut self) {
+        let Some(folder) = self.folder.take() else {
+            return;
+        };
+        let config = self.config.clone();
+        // Drop cannot await: delete from a thread with its own runtime, and a client of its own
+        // (pooled connections belong to the test's runtime).
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let delete = async move { JenkinsClient::new(config)?.delete_job(&folder).await };
+            if let Ok(runtime) = runtime
+                && let Err(error) = runtime.block_on(delete)
+            {
+                eprintln!("could not delete a test folder: {error}");
+            }
+        });
+        let _ = cleanup.join();
     }
 }
 
