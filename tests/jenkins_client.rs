@@ -245,6 +245,26 @@ async fn a_403_without_crumb_trouble_is_forbidden() {
     assert!(matches!(error, JenkinsError::Forbidden { .. }), "{error:?}");
 }
 
+#[tokio::test]
+async fn an_html_page_where_json_was_expected_is_an_invalid_response() {
+    let target = Target::start().await;
+    let Some(emulator) = target.emulator("fault injection") else {
+        return;
+    };
+    // A proxy's login page answered with 200 instead of Jenkins' JSON.
+    emulator.inject(Fault::FailNext {
+        path_prefix: "/whoAmI".into(),
+        count: 1,
+        status: 200,
+    });
+    let error = target.client.who_am_i().await.unwrap_err();
+    assert!(
+        matches!(error, JenkinsError::InvalidResponse { .. }),
+        "{error:?}"
+    );
+    assert!(!error.is_transient());
+}
+
 // --- names, folders, configs ----------------------------------------------------------------
 
 #[tokio::test]
