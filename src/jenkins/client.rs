@@ -95,6 +95,8 @@ impl JenkinsConfig {
 }
 
 /// A Jenkins REST client. Cheap to clone; clones share the cookie store and the crumb.
+///
+/// A client belongs to the tokio runtime it first sends on (its pooled connections do).
 #[derive(Clone)]
 pub struct JenkinsClient {
     pub(crate) inner: Arc<Inner>,

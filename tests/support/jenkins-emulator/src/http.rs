@@ -145,7 +145,12 @@ impl Request<'_> {
 }
 
 fn encode_segment(name: &str) -> String {
-    percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string()
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(name, SEGMENT).to_string()
 }
 
 async fn handle(
@@ -1003,7 +1008,8 @@ fn build_level(
                 header::HeaderName::from_static("x-text-size"),
                 cursor.to_string(),
             );
-            if build.building {
+            // The log is complete once the result is written, even if `building` lingers.
+            if build.result.is_none() {
                 reply.with(header::HeaderName::from_static("x-more-data"), "true")
             } else {
                 reply

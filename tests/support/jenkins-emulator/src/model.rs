@@ -196,7 +196,7 @@ fn parse_param(definition: &xml::Element) -> Result<ParamDef, String> {
     let class = definition.name.as_str();
     let (kind, default) = if class.ends_with("ChoiceParameterDefinition") {
         let holder = definition.child("choices");
-        let strings = holder
+        let strings: Vec<String> = holder
             .map(|c| c.child("a").unwrap_or(c))
             .map(|c| {
                 c.elements()
@@ -204,7 +204,7 @@ fn parse_param(definition: &xml::Element) -> Result<ParamDef, String> {
                     .map(|e| e.text())
                     .collect()
             })
-            .unwrap_or_else(Vec::<String>::new);
+            .unwrap_or_default();
         let default = strings.first().cloned().unwrap_or_default();
         (ParamKind::Choice(strings), default)
     } else if class.ends_with("BooleanParameterDefinition") {
@@ -362,8 +362,10 @@ impl Job {
         self.builds.iter_mut().find(|b| b.number == number)
     }
 
+    /// Builds holding an executor: those without a result (a lingering `building` flag is
+    /// only what the JSON shows).
     pub fn running(&self) -> usize {
-        self.builds.iter().filter(|b| b.building).count()
+        self.builds.iter().filter(|b| b.result.is_none()).count()
     }
 
     pub fn color(&self) -> String {
