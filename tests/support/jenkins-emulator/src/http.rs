@@ -432,7 +432,10 @@ fn casc_token_reload(state: &mut State, request: &Request<'_>) -> Reply {
     }
     state.casc_reload_count += 1;
     match &state.casc_reload {
-        CascReload::Applied => Reply::new(StatusCode::OK),
+        CascReload::Applied => {
+            state.load_casc_source();
+            Reply::new(StatusCode::OK)
+        }
         CascReload::Fails(message) => Reply::text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "text/plain;charset=utf-8",
@@ -754,6 +757,7 @@ fn folder_json(state: &State, request: &Request<'_>, path: &[String]) -> Reply {
         "url": request.item_url(path),
         "jobs": jobs,
         "mode": "NORMAL",
+        "description": (!state.system_message.is_empty()).then(|| state.system_message.clone()),
         "numExecutors": state.config.executors,
         "useCrumbs": state.csrf,
     }))

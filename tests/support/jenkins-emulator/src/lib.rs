@@ -280,6 +280,26 @@ impl JenkinsEmulator {
         state.casc_reload = behaviour;
     }
 
+    /// Sets the JCasC files a reload would read (a YAML stream, as mounted in the pod).
+    pub fn set_casc_source(&self, yaml: String) {
+        self.state().casc_source = yaml;
+    }
+
+    /// The JCasC files a reload would read now.
+    pub fn casc_source(&self) -> String {
+        self.state().casc_source.clone()
+    }
+
+    /// Loads the JCasC files as Jenkins does when it starts.
+    pub fn load_casc_source(&self) {
+        self.state().load_casc_source();
+    }
+
+    /// The system message of the loaded configuration (root API `description`).
+    pub fn system_message(&self) -> String {
+        self.state().system_message.clone()
+    }
+
     /// How many reloads were attempted with a valid token.
     pub fn casc_reload_count(&self) -> u32 {
         self.state().casc_reload_count

@@ -27,6 +27,10 @@ pub(crate) struct State {
     pub casc_token: Option<String>,
     pub casc_reload: CascReload,
     pub casc_reload_count: u32,
+    /// The JCasC files Jenkins would read on a reload (a YAML stream), if the test set them.
+    pub casc_source: String,
+    /// `jenkins.systemMessage` of the last configuration loaded; the root API's description.
+    pub system_message: String,
     pub requests: Vec<RequestRecord>,
     pub failures: Vec<Failure>,
     pub latency: Duration,
@@ -436,6 +440,8 @@ impl State {
             casc_token: None,
             casc_reload: CascReload::Applied,
             casc_reload_count: 0,
+            casc_source: String::new(),
+            system_message: String::new(),
             requests: Vec::new(),
             failures: Vec::new(),
             latency: Duration::ZERO,
@@ -621,6 +627,25 @@ impl BuildResult {
             BuildResult::Failure => "FAILURE",
             BuildResult::NotBuilt => "NOT_BUILT",
             BuildResult::Aborted => "ABORTED",
+        }
+    }
+}
+
+impl State {
+    /// Loads the JCasC files the way a reload or a start does: here, only the system message
+    /// is kept (the last document that sets one wins, as later files override earlier ones).
+    pub fn load_casc_source(&mut self) {
+        let mut message = None;
+        for document in serde_saphyr::from_multiple::<serde_json::Value>(&self.casc_source)
+            .unwrap_or_default()
+        {
+            if let Some(text) = document.pointer("/jenkins/systemMessage").and_then(|v| v.as_str())
+            {
+                message = Some(text.to_string());
+            }
+        }
+        if let Some(message) = message {
+            self.system_message = message;
         }
     }
 }
