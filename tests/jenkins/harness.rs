@@ -1,8 +1,9 @@
 //! Chooses what the client tests talk to: a fresh emulator per test, or, when
 //! `JENKINS_OPERATOR_TEST_JENKINS_URL`, `…_USER` and `…_TOKEN` are set, a real Jenkins.
 //!
-//! Against a real Jenkins every test works inside its own folder (`jo-test-<random>`), which it
-//! deletes when the test ends (passed, failed or skipped). Tests that need emulator controls print why and skip.
+//! Against a real Jenkins every test works inside its own folder (`jo-test-<random>`), deleted
+//! when the test ends (passed, failed or skipped). Tests that need emulator controls print why
+//! and skip.
 
 #![allow(dead_code)]
 
