@@ -7,7 +7,10 @@ use crate::jenkins::{JenkinsClient, JenkinsError};
 #[derive(Debug, PartialEq, Eq)]
 pub enum Health {
     /// Answers as the administrator, with every pinned plugin active.
-    Up { version: String, system_message: String },
+    Up {
+        version: String,
+        system_message: String,
+    },
     /// Answers 503: still starting (loading plugins, running JCasC).
     Starting,
     /// Does not answer at all.
@@ -46,7 +49,10 @@ pub async fn check(jenkins: &JenkinsClient, admin: &str, expected: &[&str]) -> H
     if !missing.is_empty() {
         return Health::PluginsMissing(missing);
     }
-    Health::Up { version: info.version, system_message: info.system_message }
+    Health::Up {
+        version: info.version,
+        system_message: info.system_message,
+    }
 }
 
 fn classify(error: JenkinsError) -> Health {

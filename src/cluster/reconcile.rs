@@ -22,20 +22,20 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
-use super::children::{ApplyPolicy, Child};
-use super::labels::CLUSTER_LABEL;
 use super::casc::configuration_marker;
+use super::children::{ApplyPolicy, Child};
 use super::jenkins_check::{self, Configuration, Health};
+use super::labels::CLUSTER_LABEL;
 use super::plugins::pinned_plugins;
 use super::secrets::TOKEN_KEY;
 use super::{
-    FIELD_MANAGER, GeneratedSecrets, admin_secret_name, casc_reload_secret_name,
-    cluster_namespace, desired, home_claim_name, jenkins_url,
+    FIELD_MANAGER, GeneratedSecrets, admin_secret_name, casc_reload_secret_name, cluster_namespace,
+    desired, home_claim_name, jenkins_url,
 };
-use crate::operator::jenkins_clients::AccessError;
 use crate::api::cluster::{DeletionPolicy, JenkinsCluster, JenkinsClusterStatus};
 use crate::api::conditions::{self, Desired, READY, RECONCILING, STALLED};
 use crate::operator::context::Context;
+use crate::operator::jenkins_clients::AccessError;
 
 /// Finalizer that lets the operator delete the volume and namespace when asked to.
 pub const FINALIZER: &str = "jenkins.ci/cleanup";
@@ -152,25 +152,42 @@ enum Verdict {
     /// Converged: Jenkins runs the current spec.
     Ready { version: String },
     /// Still working towards the spec; will get there without help.
-    Progressing { reason: &'static str, message: String },
+    Progressing {
+        reason: &'static str,
+        message: String,
+    },
     /// Cannot get there without a change from the user or the environment.
-    Stalled { reason: &'static str, message: String },
+    Stalled {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 impl Verdict {
     fn progressing(reason: &'static str, message: impl Into<String>) -> Self {
-        Verdict::Progressing { reason, message: message.into() }
+        Verdict::Progressing {
+            reason,
+            message: message.into(),
+        }
     }
 
     fn stalled(reason: &'static str, message: impl Into<String>) -> Self {
-        Verdict::Stalled { reason, message: message.into() }
+        Verdict::Stalled {
+            reason,
+            message: message.into(),
+        }
     }
 
     /// The kstatus conditions that say this.
     fn conditions(&self) -> Vec<Desired> {
         match self {
             Verdict::Ready { version } => vec![
-                Desired::new(READY, true, "Ready", format!("Jenkins {version} is running")),
+                Desired::new(
+                    READY,
+                    true,
+                    "Ready",
+                    format!("Jenkins {version} is running"),
+                ),
                 Desired::new(RECONCILING, false, "Ready", "nothing to do"),
                 Desired::new(STALLED, false, "Ready", "nothing to do"),
             ],
@@ -208,7 +225,8 @@ async fn apply(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error>
     let children = match desired(cluster, &secrets, &user_casc) {
         Ok(children) => children,
         Err(invalid) => {
-            let verdict = Verdict::stalled("InvalidSpec", format!("the spec is invalid: {invalid}"));
+            let verdict =
+                Verdict::stalled("InvalidSpec", format!("the spec is invalid: {invalid}"));
             report(cluster, ctx, &verdict, None).await?;
             return Ok(Action::await_change());
         }
@@ -216,7 +234,13 @@ async fn apply(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error>
 
     // Credentials the user brings must hold what Jenkins needs.
     if let Some(problem) = check_existing_admin_secret(cluster, ctx).await? {
-        report(cluster, ctx, &Verdict::stalled("AdminSecretInvalid", problem), None).await?;
+        report(
+            cluster,
+            ctx,
+            &Verdict::stalled("AdminSecretInvalid", problem),
+            None,
+        )
+        .await?;
         // Secrets are not watched; look again soon.
         return Ok(Action::requeue(ctx.settings.progress_poll));
     }
@@ -271,7 +295,11 @@ async fn user_casc_digest(
     let mut hasher = Sha256::new();
     for name in names {
         let object = format!("ConfigMap {namespace}/{name}");
-        let Some(config_map) = api.get_opt(name).await.map_err(kube_error("read", &object))? else {
+        let Some(config_map) = api
+            .get_opt(name)
+            .await
+            .map_err(kube_error("read", &object))?
+        else {
             return Ok(Err(format!(
                 "spec.configurationAsCode.configMaps: {object} does not exist; create it with \
                  your JCasC YAML (label it jenkins.ci/cluster={} to have changes reloaded at once)",
@@ -300,7 +328,11 @@ async fn jenkins_verdict(
     let (jenkins, admin) = match ctx.jenkins.client(&ctx.client, cluster).await {
         Ok(access) => access,
         Err(AccessError::ReadSecret { secret, source }) => {
-            return Err(Error::Kube { action: "read", object: format!("Secret {secret}"), source });
+            return Err(Error::Kube {
+                action: "read",
+                object: format!("Secret {secret}"),
+                source,
+            });
         }
         Err(error) => return Ok(Verdict::stalled("JenkinsAccess", error.to_string())),
     };
@@ -309,13 +341,19 @@ async fn jenkins_verdict(
 
     let health = jenkins_check::check(&jenkins, &admin, &expected).await;
     let (version, system_message) = match health {
-        Health::Up { version, system_message } => {
+        Health::Up {
+            version,
+            system_message,
+        } => {
             ctx.jenkins_answered(&name);
             (version, system_message)
         }
         Health::Starting => {
             ctx.jenkins_answered(&name);
-            return Ok(Verdict::progressing("JenkinsStarting", "Jenkins is starting (503)"));
+            return Ok(Verdict::progressing(
+                "JenkinsStarting",
+                "Jenkins is starting (503)",
+            ));
         }
         Health::Unreachable(message) => {
             let silent_for = ctx.jenkins_silent_for(&name);
@@ -349,8 +387,14 @@ async fn jenkins_verdict(
         Ok(Configuration::Current) => Verdict::Ready { version },
         Ok(Configuration::Reloaded) => {
             info!(kind = "JenkinsCluster", name = %name, "reloaded configuration-as-code");
-            publish(ctx, cluster, EventType::Normal, "ConfigurationReloaded",
-                "Jenkins reloaded its configuration-as-code").await;
+            publish(
+                ctx,
+                cluster,
+                EventType::Normal,
+                "ConfigurationReloaded",
+                "Jenkins reloaded its configuration-as-code",
+            )
+            .await;
             Verdict::Ready { version }
         }
         Ok(Configuration::Pending) => Verdict::progressing(
@@ -378,10 +422,17 @@ async fn read_reload_token(
     let name = casc_reload_secret_name(cluster);
     let object = format!("Secret {namespace}/{name}");
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let Some(secret) = api.get_opt(&name).await.map_err(kube_error("read", &object))? else {
+    let Some(secret) = api
+        .get_opt(&name)
+        .await
+        .map_err(kube_error("read", &object))?
+    else {
         return Ok(Err(format!("{object} does not exist")));
     };
-    let token = secret.data.and_then(|mut d| d.remove(TOKEN_KEY)).map(|b| b.0);
+    let token = secret
+        .data
+        .and_then(|mut d| d.remove(TOKEN_KEY))
+        .map(|b| b.0);
     match token.map(String::from_utf8) {
         Some(Ok(token)) => Ok(Ok(token)),
         _ => Ok(Err(format!("{object} has no UTF-8 key {TOKEN_KEY}"))),

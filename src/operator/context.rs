@@ -105,7 +105,9 @@ impl Context {
     /// Notes that a cluster's Jenkins did not answer; returns for how long it has not.
     pub fn jenkins_silent_for(&self, cluster: &str) -> Duration {
         let mut map = self.silent_since.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(cluster.to_owned()).or_insert_with(Instant::now).elapsed()
+        map.entry(cluster.to_owned())
+            .or_insert_with(Instant::now)
+            .elapsed()
     }
 }
 

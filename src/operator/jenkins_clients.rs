@@ -80,7 +80,11 @@ impl JenkinsClients {
     /// `overrides` maps JenkinsCluster names to the URL the operator uses instead of the
     /// in-cluster Service URL.
     pub fn new(overrides: BTreeMap<String, Url>, settings: ClientSettings) -> Self {
-        Self { overrides, settings, cache: Mutex::new(HashMap::new()) }
+        Self {
+            overrides,
+            settings,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The URL the operator uses for a cluster's Jenkins.
@@ -89,7 +93,10 @@ impl JenkinsClients {
             return Ok(url.clone());
         }
         let url = jenkins_url(cluster);
-        Url::parse(&url).map_err(|e| AccessError::BadUrl { url, reason: e.to_string() })
+        Url::parse(&url).map_err(|e| AccessError::BadUrl {
+            url,
+            reason: e.to_string(),
+        })
     }
 
     /// A client for the cluster's Jenkins, logged in as its administrator, and the
@@ -116,7 +123,13 @@ impl JenkinsClients {
         config.retries = self.settings.retries;
         config.retry_backoff = self.settings.retry_backoff;
         let client = JenkinsClient::new(config)?;
-        cache.insert(name, Cached { key, client: client.clone() });
+        cache.insert(
+            name,
+            Cached {
+                key,
+                client: client.clone(),
+            },
+        );
         Ok((client, username))
     }
 
@@ -149,7 +162,10 @@ pub async fn read_admin_credentials(
     let secret = api
         .get_opt(&name)
         .await
-        .map_err(|source| AccessError::ReadSecret { secret: secret_ref.clone(), source })?
+        .map_err(|source| AccessError::ReadSecret {
+            secret: secret_ref.clone(),
+            source,
+        })?
         .ok_or_else(|| AccessError::BadSecret {
             secret: secret_ref.clone(),
             problem: "does not exist".into(),
@@ -160,7 +176,13 @@ pub async fn read_admin_credentials(
             .as_ref()
             .and_then(|d| d.get(key))
             .map(|b| b.0.clone())
-            .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(key)).map(|s| s.clone().into_bytes()))
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get(key))
+                    .map(|s| s.clone().into_bytes())
+            })
             .ok_or_else(|| AccessError::BadSecret {
                 secret: secret_ref.clone(),
                 problem: format!("has no key {key}"),

@@ -30,9 +30,9 @@ use crate::cluster::reconcile::{error_policy, reconcile};
 use context::{Context, Settings};
 use health::Health;
 use jenkins_clients::{ClientSettings, JenkinsClients};
-use url::Url;
 use leader::LeaderConfig;
 use metrics::Metrics;
+use url::Url;
 
 /// Why the operator could not start or stopped.
 #[derive(Debug, thiserror::Error)]

@@ -7,12 +7,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jenkins_operator::api::JenkinsCluster;
 use jenkins_emulator::{EmulatorConfig, JenkinsEmulator};
+use jenkins_operator::api::JenkinsCluster;
 use jenkins_operator::operator::RunOptions;
-use jenkins_operator::operator::jenkins_clients::ClientSettings;
-use url::Url;
 use jenkins_operator::operator::context::Settings;
+use jenkins_operator::operator::jenkins_clients::ClientSettings;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -20,6 +19,7 @@ use kube::{Api, Client, Config, ResourceExt};
 use kube_emulator::Emulator;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use url::Url;
 
 /// Environment variable naming a kubeconfig of a real cluster to run the tests against.
 pub const REAL_CLUSTER_ENV: &str = "JENKINS_OPERATOR_TEST_KUBECONFIG";
@@ -46,6 +46,7 @@ pub fn fast_settings() -> Settings {
         progress_poll: Duration::from_millis(300),
         backoff_base: Duration::from_millis(100),
         backoff_cap: Duration::from_secs(2),
+        jenkins_stall_after: Duration::from_secs(600),
     }
 }
 
@@ -59,6 +60,18 @@ impl Env {
 
     /// Starts the backend and installs the CRDs, without the operator.
     pub async fn without_operator() -> Env {
+        Env::with_kubelet_delay(Duration::ZERO).await
+    }
+
+    /// Like [`Env::start`], with the simulated kubelet updating mounted ConfigMaps only
+    /// `delay` after they change (a real kubelet takes up to a minute or so).
+    pub async fn start_with_kubelet_delay(delay: Duration) -> Env {
+        let mut env = Env::with_kubelet_delay(delay).await;
+        env.start_operator().await;
+        env
+    }
+
+    async fn with_kubelet_delay(delay: Duration) -> Env {
         // Logs show up with `RUST_LOG=info cargo test -- --nocapture`.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -79,9 +92,21 @@ impl Env {
                 (emulator.client(), Some(emulator), String::new())
             }
         };
+        let jenkins = match &emulator {
+            Some(_) => {
+                let jenkins = JenkinsEmulator::start(EmulatorConfig::default())
+                    .await
+                    .expect("start the Jenkins emulator");
+                let jenkins = Arc::new(jenkins);
+                let pod = crate::jenkins_pod::simulate(client.clone(), jenkins.clone(), delay);
+                Some((jenkins, pod))
+            }
+            None => None,
+        };
         let env = Env {
             client,
             emulator,
+            jenkins,
             operator: None,
             settings: fast_settings(),
             suffix,
@@ -132,6 +157,13 @@ impl Env {
             let options = RunOptions {
                 settings,
                 shutdown_grace: Duration::from_secs(5),
+                jenkins_urls,
+                jenkins_client: ClientSettings {
+                    connect_timeout: Duration::from_secs(2),
+                    request_timeout: Duration::from_secs(5),
+                    retries: 1,
+                    retry_backoff: Duration::from_millis(20),
+                },
                 ..RunOptions::default()
             };
             jenkins_operator::operator::run(client, options, shutdown)
@@ -147,10 +179,15 @@ impl Env {
     fn jenkins_urls(&self) -> BTreeMap<String, Url> {
         let url = match (&self.jenkins, std::env::var(REAL_JENKINS_ENV)) {
             (Some((jenkins, _)), _) => jenkins.url(),
-            (None, Ok(url)) => Url::parse(&url).expect("JENKINS_OPERATOR_TEST_JENKINS_URL is a URL"),
+            (None, Ok(url)) => {
+                Url::parse(&url).expect("JENKINS_OPERATOR_TEST_JENKINS_URL is a URL")
+            }
             (None, Err(_)) => return BTreeMap::new(),
         };
-        example_cluster_names().into_iter().map(|name| (self.name(&name), url.clone())).collect()
+        example_cluster_names()
+            .into_iter()
+            .map(|name| (self.name(&name), url.clone()))
+            .collect()
     }
 
     /// The emulated Jenkins, or `None` on a real cluster, after printing why the test is

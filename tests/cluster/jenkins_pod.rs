@@ -16,7 +16,11 @@ use kube::{Api, Client, ResourceExt};
 use tokio::task::JoinHandle;
 
 /// Starts the simulation; it runs until the handle is aborted.
-pub fn simulate(client: Client, jenkins: Arc<JenkinsEmulator>, sync_delay: Duration) -> JoinHandle<()> {
+pub fn simulate(
+    client: Client,
+    jenkins: Arc<JenkinsEmulator>,
+    sync_delay: Duration,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut pods: BTreeMap<String, String> = BTreeMap::new();
         loop {
@@ -38,7 +42,11 @@ async fn step(
     let params = ListParams::default().labels("app.kubernetes.io/managed-by=jenkins-operator");
     for deployment in deployments.list(&params).await?.items {
         let ns = deployment.namespace().unwrap_or_default();
-        let template = deployment.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+        let template = deployment
+            .spec
+            .as_ref()
+            .map(|s| s.template.clone())
+            .unwrap_or_default();
         let revision = serde_json::to_string(&template).unwrap_or_default();
         let key = format!("{ns}/{}", deployment.name_any());
         let restarted = pods.get(&key) != Some(&revision);
@@ -85,7 +93,11 @@ async fn boot(
     }
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     if let Some(plugins) = config_maps.get_opt(&format!("{name}-plugins")).await? {
-        let list = plugins.data.unwrap_or_default().remove("plugins.txt").unwrap_or_default();
+        let list = plugins
+            .data
+            .unwrap_or_default()
+            .remove("plugins.txt")
+            .unwrap_or_default();
         let installed = list
             .lines()
             .filter_map(|line| line.split_once(':'))
@@ -98,7 +110,11 @@ async fn boot(
 
 /// The JCasC files mounted into the pod: the operator's ConfigMap, then the user's, as one
 /// YAML stream.
-async fn casc_files(client: &Client, ns: &str, deployment: &Deployment) -> Result<String, kube::Error> {
+async fn casc_files(
+    client: &Client,
+    ns: &str,
+    deployment: &Deployment,
+) -> Result<String, kube::Error> {
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let mut names = vec![format!("{}-casc", deployment.name_any())];
     let volumes = deployment
@@ -129,9 +145,18 @@ async fn casc_files(client: &Client, ns: &str, deployment: &Deployment) -> Resul
 /// The Secret a container env var of the Deployment reads from.
 fn env_secret(deployment: &Deployment, var: &str) -> Option<String> {
     let spec = deployment.spec.as_ref()?.template.spec.as_ref()?;
-    spec.containers.iter().flat_map(|c| c.env.iter().flatten()).find_map(|env| {
-        (env.name == var)
-            .then(|| env.value_from.as_ref()?.secret_key_ref.as_ref().map(|s| s.name.clone()))
-            .flatten()
-    })
+    spec.containers
+        .iter()
+        .flat_map(|c| c.env.iter().flatten())
+        .find_map(|env| {
+            (env.name == var)
+                .then(|| {
+                    env.value_from
+                        .as_ref()?
+                        .secret_key_ref
+                        .as_ref()
+                        .map(|s| s.name.clone())
+                })
+                .flatten()
+        })
 }

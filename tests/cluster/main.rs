@@ -2,6 +2,7 @@
 //! or a real cluster when `JENKINS_OPERATOR_TEST_KUBECONFIG` is set (see the README).
 
 mod harness;
+mod jenkins;
 mod jenkins_pod;
 
 use std::collections::BTreeMap;

@@ -636,10 +636,12 @@ impl State {
     /// is kept (the last document that sets one wins, as later files override earlier ones).
     pub fn load_casc_source(&mut self) {
         let mut message = None;
-        for document in serde_saphyr::from_multiple::<serde_json::Value>(&self.casc_source)
-            .unwrap_or_default()
+        for document in
+            serde_saphyr::from_multiple::<serde_json::Value>(&self.casc_source).unwrap_or_default()
         {
-            if let Some(text) = document.pointer("/jenkins/systemMessage").and_then(|v| v.as_str())
+            if let Some(text) = document
+                .pointer("/jenkins/systemMessage")
+                .and_then(|v| v.as_str())
             {
                 message = Some(text.to_string());
             }
