@@ -167,6 +167,15 @@ async fn apply(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error>
         }
     };
 
+    // Prune children the spec no longer produces; only a spec change can cause them. This
+    // comes before anything that may stall: a stall reports the new generation, after which
+    // this step would never run again for it, leaving a removed environment's rights behind.
+    let generation = cluster.metadata.generation;
+    let observed = cluster.status.as_ref().and_then(|s| s.observed_generation);
+    if observed != generation {
+        prune(cluster, &children, ctx).await?;
+    }
+
     // Credentials the user brings must hold what Jenkins needs.
     if let Some(problem) = check_existing_admin_secret(cluster, ctx).await? {
         let conditions = vec![
@@ -201,13 +210,6 @@ async fn apply(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error>
             &format!("applied {}", written.join(", ")),
         )
         .await;
-    }
-
-    // Prune children the spec no longer produces; only a spec change can cause them.
-    let generation = cluster.metadata.generation;
-    let observed = cluster.status.as_ref().and_then(|s| s.observed_generation);
-    if observed != generation {
-        prune(cluster, &children, ctx).await?;
     }
 
     // Report: the master is ready once its Deployment has rolled out.

@@ -570,3 +570,62 @@ async fn an_operator_restarted_mid_convergence_converges() {
     let children = children_by_kind(&env, &name).await;
     assert_eq!(children["Deployment"], vec![format!("{name}/{name}")]);
 }
+
+/// A spec change that removes an environment while the admin Secret is broken must still take
+/// the environment's `edit` rights away once the cluster recovers: the stall reports the new
+/// generation, so a prune that waits for the next generation change never comes.
+#[tokio::test]
+async fn an_environment_removed_during_an_admin_secret_stall_loses_its_rights() {
+    let env = Env::start().await;
+    let cluster = env.example_cluster("cluster-agents-environments.yaml");
+    let name = cluster.name_any();
+    let ready = create_and_wait_ready(&env, &cluster).await;
+    let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
+    let dev = cluster.spec.environments[0].clone();
+    let prod = &cluster.spec.environments[1];
+    let prod_bindings: Api<RoleBinding> = Api::namespaced(env.client.clone(), &prod.namespace);
+    let prod_binding = format!("{name}-deploy-prod");
+    assert!(exists(&prod_bindings, &prod_binding).await);
+
+    // One change: a Secret that does not exist yet, and prod removed.
+    let secret_name = env.name("own-admin");
+    patch_spec(
+        &env,
+        &name,
+        json!({
+            "admin": { "existingSecret": secret_name },
+            "environments": [{ "name": dev.name, "namespace": dev.namespace }],
+        }),
+    )
+    .await;
+    let api: Api<JenkinsCluster> = Api::all(env.client.clone());
+    eventually("the cluster to stall on the admin Secret", || {
+        let api = api.clone();
+        let name = name.clone();
+        async move {
+            let live = api.get(&name).await.ok()?;
+            let stalled = condition(&live, "Stalled")?;
+            let current = stalled.observed_generation == live.metadata.generation;
+            (current && stalled.reason == "AdminSecretInvalid").then_some(())
+        }
+    })
+    .await;
+
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &ns);
+    let mut secret = Secret::default();
+    secret.metadata.name = Some(secret_name.clone());
+    secret.string_data = Some(BTreeMap::from([
+        ("username".to_string(), "admin".to_string()),
+        ("password".to_string(), "s3cret".to_string()),
+    ]));
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the admin Secret");
+    wait_ready(&env, &name).await;
+    assert!(
+        !exists(&prod_bindings, &prod_binding).await,
+        "the removed environment still grants edit in {}",
+        prod.namespace
+    );
+}
