@@ -196,8 +196,27 @@ async fn apply(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error>
     // Apply every child whose content changed since the last apply.
     let mut written = Vec::new();
     for child in &children {
-        if apply_child(cluster, child, ctx).await? {
-            written.push(child.describe());
+        match apply_child(cluster, child, ctx).await {
+            Ok(true) => written.push(child.describe()),
+            Ok(false) => {}
+            // Refused for good (an immutable field, a forbidden namespace): retrying alone
+            // will not help, so the status says so, and the retries go on with backoff.
+            Err(error) if refused(&error) => {
+                let message = error.to_string();
+                let conditions = vec![
+                    Desired::new(READY, false, "ApplyRejected", message.clone()),
+                    Desired::new(
+                        RECONCILING,
+                        false,
+                        "ApplyRejected",
+                        "waiting for a change to the spec or the object",
+                    ),
+                    Desired::new(STALLED, true, "ApplyRejected", message),
+                ];
+                report(cluster, ctx, &conditions, None).await?;
+                return Err(error);
+            }
+            Err(error) => return Err(error),
         }
     }
     if !written.is_empty() {
@@ -297,6 +316,17 @@ async fn apply_child(
             Ok(true)
         }
     }
+}
+
+/// Whether the API server refused a write for a reason that no retry fixes by itself: invalid
+/// (422), forbidden (403) or a bad request (400). Conflicts, throttling and server errors are
+/// transient.
+fn refused(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Kube { source: kube::Error::Api(status), .. }
+            if matches!(status.code, 400 | 403 | 422)
+    )
 }
 
 /// A short, stable hash of an object as the operator would send it.

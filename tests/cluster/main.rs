@@ -629,3 +629,48 @@ async fn an_environment_removed_during_an_admin_secret_stall_loses_its_rights() 
         prod.namespace
     );
 }
+
+/// The API server refuses some changes for good (a claim's storage class is immutable): the
+/// status must stop saying Ready and name what was refused, and recover once it is undone.
+#[tokio::test]
+async fn a_change_the_api_server_refuses_stalls_the_cluster_until_undone() {
+    let env = Env::start().await;
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let name = cluster.name_any();
+    create_and_wait_ready(&env, &cluster).await;
+
+    patch_spec(
+        &env,
+        &name,
+        json!({ "persistence": { "storageClassName": "other" } }),
+    )
+    .await;
+    let api: Api<JenkinsCluster> = Api::all(env.client.clone());
+    let stalled = eventually("the cluster to stall on the refused claim", || {
+        let api = api.clone();
+        let name = name.clone();
+        async move {
+            let live = api.get(&name).await.ok()?;
+            let stalled = condition(&live, "Stalled")?;
+            let current = stalled.observed_generation == live.metadata.generation;
+            (current && stalled.status == "True").then_some(live)
+        }
+    })
+    .await;
+    let ready = condition(&stalled, "Ready").expect("Ready");
+    assert_eq!(ready.status, "False");
+    assert_eq!(ready.reason, "ApplyRejected");
+    assert!(
+        ready.message.contains("PersistentVolumeClaim") && ready.message.contains("immutable"),
+        "the message names the object and the reason: {}",
+        ready.message
+    );
+
+    patch_spec(
+        &env,
+        &name,
+        json!({ "persistence": { "storageClassName": null } }),
+    )
+    .await;
+    wait_ready(&env, &name).await;
+}
