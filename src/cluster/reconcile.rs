@@ -574,12 +574,55 @@ async fn publish(
     }
 }
 
+/// Removes this cluster's owner reference from the home claim, if it has one.
+async fn release_claim(cluster: &JenkinsCluster, ctx: &Context) -> Result<(), Error> {
+    let namespace = cluster_namespace(cluster);
+    let claim = home_claim_name(cluster);
+    let object = format!("PersistentVolumeClaim {namespace}/{claim}");
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(live) = api
+        .get_metadata_opt(&claim)
+        .await
+        .map_err(kube_error("read", &object))?
+    else {
+        return Ok(());
+    };
+    let uid = cluster.uid();
+    let references = live.owner_references();
+    if !references.iter().any(|o| Some(&o.uid) == uid.as_ref()) {
+        return Ok(());
+    }
+    let kept: Vec<_> = references
+        .iter()
+        .filter(|o| Some(&o.uid) != uid.as_ref())
+        .collect();
+    // The resourceVersion makes this a compare-and-swap on the list it filtered.
+    let patch = json!({
+        "metadata": {
+            "resourceVersion": live.resource_version(),
+            "ownerReferences": kept,
+        }
+    });
+    api.patch(&claim, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(kube_error("release", &object))?;
+    info!(kind = "JenkinsCluster", name = %cluster.name_any(), claim = %claim,
+        "released JENKINS_HOME from the cluster so that it survives it");
+    Ok(())
+}
+
 /// Runs when the JenkinsCluster is deleted, before its owned children are garbage collected:
 /// removes the volume and the namespace only where the user asked for it.
 async fn cleanup(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error> {
     let name = cluster.name_any();
     let namespace = cluster_namespace(cluster);
     if cluster.spec.persistence.deletion_policy != DeletionPolicy::Delete {
+        // The claim may still carry the owner reference of an earlier `Delete` that no
+        // reconcile has taken back (the policy changed while the operator was down): drop it
+        // before the finalizer goes, or garbage collection deletes the data.
+        if cluster.spec.persistence.existing_claim.is_none() {
+            release_claim(cluster, ctx).await?;
+        }
         info!(kind = "JenkinsCluster", name = %name, "keeping JENKINS_HOME (deletionPolicy Retain)");
         return Ok(Action::await_change());
     }

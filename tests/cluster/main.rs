@@ -674,3 +674,41 @@ async fn a_change_the_api_server_refuses_stalls_the_cluster_until_undone() {
     .await;
     wait_ready(&env, &name).await;
 }
+
+/// `deletionPolicy: Retain` set while the operator is down, then the cluster deleted: the claim
+/// still carries the owner reference `Delete` gave it, and garbage collection would take the
+/// data the user just asked to keep.
+#[tokio::test]
+async fn a_volume_retained_while_the_operator_was_down_survives_deletion() {
+    let mut env = Env::start().await;
+    let mut cluster = env.example_cluster("cluster-minimal.yaml");
+    cluster.spec.persistence.deletion_policy = DeletionPolicy::Delete;
+    let name = cluster.name_any();
+    let ready = create_and_wait_ready(&env, &cluster).await;
+    let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
+
+    env.stop_operator().await;
+    patch_spec(
+        &env,
+        &name,
+        json!({ "persistence": { "deletionPolicy": "Retain" } }),
+    )
+    .await;
+    let clusters: Api<JenkinsCluster> = Api::all(env.client.clone());
+    clusters
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete");
+    env.start_operator().await;
+    wait_gone(&clusters, &name).await;
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &ns);
+    wait_gone(&deployments, &name).await;
+
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), &ns);
+    let claim = claims
+        .get_opt(&format!("{name}-home"))
+        .await
+        .expect("read")
+        .expect("the volume is retained");
+    assert!(claim.owner_references().is_empty(), "{claim:?}");
+}
