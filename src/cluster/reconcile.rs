@@ -25,8 +25,8 @@ use tracing::{debug, info, warn};
 use super::children::{ApplyPolicy, Child};
 use super::labels::CLUSTER_LABEL;
 use super::{
-    FIELD_MANAGER, GeneratedSecrets, admin_secret_name, cluster_namespace, desired,
-    home_claim_name, jenkins_url,
+    FIELD_MANAGER, GeneratedSecrets, admin_secret_name, agent_namespace, cluster_namespace,
+    desired, home_claim_name, jenkins_url,
 };
 use crate::api::cluster::{DeletionPolicy, JenkinsCluster, JenkinsClusterStatus};
 use crate::api::conditions::{self, Desired, READY, RECONCILING, STALLED};
@@ -287,16 +287,18 @@ async fn apply_child(
         ApplyPolicy::Apply => {
             let mut object = child.object.clone();
             if child.resource.kind == "Namespace" {
-                let live_annotations = live.as_ref().map(|l| l.annotations());
-                let ours = match live_annotations {
-                    None => true,
-                    Some(a) => a.get(CREATED_BY) == Some(&cluster.name_any()),
-                };
-                if ours {
-                    object
-                        .annotations_mut()
-                        .insert(CREATED_BY.into(), cluster.name_any());
+                let ours = live
+                    .as_ref()
+                    .is_none_or(|l| l.annotations().get(CREATED_BY) == Some(&cluster.name_any()));
+                // A namespace that existed before, or that another cluster created, is used
+                // as it is: two clusters labelling one namespace with their own names would
+                // take turns rewriting it forever.
+                if !ours {
+                    return Ok(false);
                 }
+                object
+                    .annotations_mut()
+                    .insert(CREATED_BY.into(), cluster.name_any());
             }
             let hash = content_hash(&object).map_err(|source| Error::Encode {
                 object: child.describe(),
@@ -611,6 +613,34 @@ async fn release_claim(cluster: &JenkinsCluster, ctx: &Context) -> Result<(), Er
     Ok(())
 }
 
+/// Another JenkinsCluster whose master, agents or environments live in `namespace`.
+async fn other_cluster_using(
+    cluster: &JenkinsCluster,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Option<String>, Error> {
+    let api: Api<JenkinsCluster> = Api::all(ctx.client.clone());
+    let all = api
+        .list(&ListParams::default())
+        .await
+        .map_err(kube_error("list", "jenkinsclusters"))?;
+    let name = cluster.name_any();
+    Ok(all
+        .items
+        .iter()
+        .filter(|other| other.name_any() != name)
+        .find(|other| {
+            cluster_namespace(other) == namespace
+                || agent_namespace(other) == namespace
+                || other
+                    .spec
+                    .environments
+                    .iter()
+                    .any(|e| e.namespace == namespace)
+        })
+        .map(ResourceExt::name_any))
+}
+
 /// Runs when the JenkinsCluster is deleted, before its owned children are garbage collected:
 /// removes the volume and the namespace only where the user asked for it.
 async fn cleanup(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error> {
@@ -623,7 +653,8 @@ async fn cleanup(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Erro
         if cluster.spec.persistence.existing_claim.is_none() {
             release_claim(cluster, ctx).await?;
         }
-        info!(kind = "JenkinsCluster", name = %name, "keeping JENKINS_HOME (deletionPolicy Retain)");
+        info!(kind = "JenkinsCluster", name = %name,
+            "keeping JENKINS_HOME (deletionPolicy Retain)");
         return Ok(Action::await_change());
     }
 
@@ -652,9 +683,15 @@ async fn cleanup(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Erro
     if let Some(live) = live
         && live.annotations().get(CREATED_BY) == Some(&name)
     {
+        if let Some(other) = other_cluster_using(cluster, &namespace, ctx).await? {
+            info!(kind = "JenkinsCluster", name = %name, namespace = %namespace, other = %other,
+                "keeping the namespace it created: another JenkinsCluster uses it");
+            return Ok(Action::await_change());
+        }
         match api.delete(&namespace, &DeleteParams::background()).await {
             Ok(_) => {
-                info!(kind = "JenkinsCluster", name = %name, namespace = %namespace, "deleted the namespace it created")
+                info!(kind = "JenkinsCluster", name = %name, namespace = %namespace,
+                    "deleted the namespace it created");
             }
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(e) => return Err(kube_error("delete", format!("Namespace {namespace}"))(e)),

@@ -712,3 +712,87 @@ async fn a_volume_retained_while_the_operator_was_down_survives_deletion() {
         .expect("the volume is retained");
     assert!(claim.owner_references().is_empty(), "{claim:?}");
 }
+
+/// Two clusters deploying to one namespace must not take turns rewriting it.
+#[tokio::test]
+async fn two_clusters_sharing_an_environment_namespace_converge_without_writes() {
+    let env = Env::start().await;
+    let Some(emulator) = env.emulator_or_skip("shared namespace writes", "the request log") else {
+        return;
+    };
+    let shared = env.name("shared-dev");
+    let mut names = Vec::new();
+    for base in ["first", "second"] {
+        let mut cluster = env.example_cluster("cluster-minimal.yaml");
+        let name = env.name(base);
+        cluster.metadata.name = Some(name.clone());
+        cluster.spec.environments = vec![
+            serde_json::from_value(json!({ "name": "dev", "namespace": shared }))
+                .expect("an environment"),
+        ];
+        create_and_wait_ready(&env, &cluster).await;
+        names.push(name);
+    }
+    for name in &names {
+        wait_ready(&env, name).await;
+    }
+
+    tokio::time::sleep(env.settings.resync).await;
+    emulator.clear_requests();
+    eventually("three more reconciles of each cluster", || async {
+        let reads = |name: &str| {
+            let path = format!("/apis/apps/v1/namespaces/{name}/deployments/{name}");
+            emulator
+                .requests()
+                .iter()
+                .filter(|r| r.method == "GET" && r.path == path)
+                .count()
+        };
+        names.iter().all(|n| reads(n) >= 3).then_some(())
+    })
+    .await;
+    let writes: Vec<String> = emulator
+        .requests()
+        .iter()
+        .filter(|r| !matches!(r.method.as_str(), "GET"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(writes.is_empty(), "converged clusters wrote: {writes:#?}");
+}
+
+/// A namespace the first cluster created and a second cluster also lives in stays when the
+/// first is deleted with `deletionPolicy: Delete`: it holds the second one's master and data.
+#[tokio::test]
+async fn deleting_a_cluster_keeps_the_namespace_it_created_while_another_uses_it() {
+    let env = Env::start().await;
+    let shared = env.name("shared-ci");
+    let mut names = Vec::new();
+    for base in ["first", "second"] {
+        let mut cluster = env.example_cluster("cluster-minimal.yaml");
+        let name = env.name(base);
+        cluster.metadata.name = Some(name.clone());
+        cluster.spec.namespace = Some(shared.clone());
+        cluster.spec.persistence.deletion_policy = DeletionPolicy::Delete;
+        create_and_wait_ready(&env, &cluster).await;
+        names.push(name);
+    }
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    let before = namespaces.get(&shared).await.expect("the namespace").uid();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), &shared);
+    let claim = format!("{}-home", names[1]);
+    let claim_before = claims.get(&claim).await.expect("the claim").uid();
+
+    let clusters: Api<JenkinsCluster> = Api::all(env.client.clone());
+    clusters
+        .delete(&names[0], &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_gone(&clusters, &names[0]).await;
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &shared);
+    wait_gone(&deployments, &names[0]).await;
+    let namespace = namespaces.get(&shared).await.expect("the namespace");
+    assert_eq!(namespace.uid(), before, "the shared namespace was deleted");
+    assert!(namespace.metadata.deletion_timestamp.is_none());
+    let claim_after = claims.get_opt(&claim).await.expect("read").map(|c| c.uid());
+    assert_eq!(claim_after, Some(claim_before), "the second cluster's data");
+}
