@@ -187,6 +187,22 @@ fn malformed_yaml_gives_line_and_column() {
 }
 
 #[test]
+fn a_second_document_is_refused_with_one_position() {
+    let message = first_error(&format!("{GOOD}spec: {{}}\n---\n{GOOD}spec: {{}}\n"));
+    assert!(message.starts_with("7:1: "), "{message}");
+    assert!(message.contains("one JenkinsCluster"), "{message}");
+    // Neither the parser's API names nor a second copy of the position.
+    assert!(!message.contains("from_str"), "{message}");
+    assert!(!message.contains("line 7"), "{message}");
+}
+
+#[test]
+fn a_syntax_error_shows_its_position_once() {
+    let message = first_error(&format!("{GOOD}spec:\n  master: {{image: [x\n"));
+    assert!(!message.contains(" at line "), "{message}");
+}
+
+#[test]
 fn an_unknown_field_is_named_with_its_position() {
     let message = first_error(&format!("{GOOD}spec:\n  persistance: {{size: 1Gi}}\n"));
     assert!(

@@ -235,7 +235,8 @@ pub struct AdminSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ConfigurationAsCodeSpec {
     /// ConfigMaps in the cluster's namespace whose YAML keys are JCasC documents, applied after
-    /// the operator's configuration. Changes are hot-reloaded without restarting Jenkins.
+    /// the operator's configuration: a value set in both wins here, lists (clouds, users) are
+    /// appended to the operator's. Changes are hot-reloaded without restarting Jenkins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
     #[schemars(inner(

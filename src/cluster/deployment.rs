@@ -54,12 +54,20 @@ const PROBE_PERIOD_SECONDS: i32 = 10;
 /// precedence over the `casc.reload.token` system property, and stays out of `ps` output).
 pub const CASC_RELOAD_TOKEN_ENV: &str = "CASC_RELOAD_TOKEN";
 
+/// How the configuration-as-code plugin merges its documents. Its default, `errorOnConflict`,
+/// refuses to start Jenkins when a user document sets a value the operator's also sets (the
+/// system message aside, nearly everything under `jenkins:`); `override` lets the later
+/// document win, which is what "applied after the operator's" promises. Lists are appended
+/// under both strategies.
+pub const CASC_MERGE_STRATEGY: &str = "override";
+
 /// Environment variables the operator sets on the Jenkins container; `master.env` may not.
 pub const RESERVED_ENV: &[&str] = &[
     "JAVA_OPTS",
     "JENKINS_OPTS",
     "JENKINS_HOME",
     "CASC_JENKINS_CONFIG",
+    "CASC_MERGE_STRATEGY",
     ADMIN_USER_ENV,
     ADMIN_PASSWORD_ENV,
     CASC_RELOAD_TOKEN_ENV,
@@ -226,6 +234,7 @@ fn jenkins_env(cluster: &JenkinsCluster) -> Vec<EnvVar> {
     }
     env.extend([
         plain_env("CASC_JENKINS_CONFIG", casc_jenkins_config(cluster)),
+        plain_env("CASC_MERGE_STRATEGY", CASC_MERGE_STRATEGY),
         secret_env(ADMIN_USER_ENV, &admin, USERNAME_KEY),
         secret_env(ADMIN_PASSWORD_ENV, &admin, PASSWORD_KEY),
         secret_env(
@@ -580,6 +589,11 @@ spec:
                 "/var/jenkins_casc/operator/jenkins.yaml,\
                  /var/jenkins_casc/user/extra-casc,/var/jenkins_casc/user/more"
             )
+        );
+        // User documents override the operator's values instead of failing Jenkins' start.
+        assert_eq!(
+            env_value(jenkins, "CASC_MERGE_STRATEGY").as_deref(),
+            Some("override")
         );
         assert_eq!(env_value(jenkins, "TZ").as_deref(), Some("Europe/Paris"));
         let env = jenkins.env.clone().expect("env");

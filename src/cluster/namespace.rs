@@ -1,6 +1,8 @@
 //! The namespaces a JenkinsCluster needs: its own and, when different, the agents'. They carry
-//! no owner reference: a namespace holds more than the operator put there (a namespace that
-//! existed before must survive the cluster), so the operator never deletes one.
+//! no owner reference: a namespace holds more than the operator put there. The reconciler
+//! creates a missing one and marks it as its own; one that existed before, or that another
+//! cluster created, is used untouched. Only the cluster's own namespace is ever deleted: when
+//! the operator created it, `deletionPolicy` is `Delete` and no other cluster uses it.
 
 use k8s_openapi::api::core::v1::Namespace;
 

@@ -29,8 +29,8 @@ use super::labels::CLUSTER_LABEL;
 use super::plugins::pinned_plugins;
 use super::secrets::TOKEN_KEY;
 use super::{
-    FIELD_MANAGER, GeneratedSecrets, admin_secret_name, casc_reload_secret_name, cluster_namespace,
-    desired, home_claim_name, jenkins_url,
+    FIELD_MANAGER, GeneratedSecrets, admin_secret_name, agent_namespace, casc_reload_secret_name,
+    cluster_namespace, desired, home_claim_name, jenkins_url,
 };
 use crate::api::cluster::{DeletionPolicy, JenkinsCluster, JenkinsClusterStatus};
 use crate::api::conditions::{self, Desired, READY, RECONCILING, STALLED};
@@ -232,6 +232,15 @@ async fn apply(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error>
         }
     };
 
+    // Prune children the spec no longer produces; only a spec change can cause them. This
+    // comes before anything that may stall: a stall reports the new generation, after which
+    // this step would never run again for it, leaving a removed environment's rights behind.
+    let generation = cluster.metadata.generation;
+    let observed = cluster.status.as_ref().and_then(|s| s.observed_generation);
+    if observed != generation {
+        prune(cluster, &children, ctx).await?;
+    }
+
     // Credentials the user brings must hold what Jenkins needs.
     if let Some(problem) = check_existing_admin_secret(cluster, ctx).await? {
         report(
@@ -248,21 +257,23 @@ async fn apply(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error>
     // Apply every child whose content changed since the last apply.
     let mut written = Vec::new();
     for child in &children {
-        if apply_child(cluster, child, ctx).await? {
-            written.push(child.describe());
+        match apply_child(cluster, child, ctx).await {
+            Ok(true) => written.push(child.describe()),
+            Ok(false) => {}
+            // Refused for good (an immutable field, a forbidden namespace): retrying alone
+            // will not help, so the status says so, and the retries go on with backoff.
+            Err(error) if refused(&error) => {
+                let verdict = Verdict::stalled("ApplyRejected", error.to_string());
+                report(cluster, ctx, &verdict, None).await?;
+                return Err(error);
+            }
+            Err(error) => return Err(error),
         }
     }
     if !written.is_empty() {
         info!(kind = "JenkinsCluster", name = %name, objects = ?written, "applied children");
         let note = format!("applied {}", written.join(", "));
         publish(ctx, cluster, EventType::Normal, "Applied", &note).await;
-    }
-
-    // Prune children the spec no longer produces; only a spec change can cause them.
-    let generation = cluster.metadata.generation;
-    let observed = cluster.status.as_ref().and_then(|s| s.observed_generation);
-    if observed != generation {
-        prune(cluster, &children, ctx).await?;
     }
 
     // The master must roll out, then answer as the administrator with the current JCasC.
@@ -471,16 +482,18 @@ async fn apply_child(
         ApplyPolicy::Apply => {
             let mut object = child.object.clone();
             if child.resource.kind == "Namespace" {
-                let live_annotations = live.as_ref().map(|l| l.annotations());
-                let ours = match live_annotations {
-                    None => true,
-                    Some(a) => a.get(CREATED_BY) == Some(&cluster.name_any()),
-                };
-                if ours {
-                    object
-                        .annotations_mut()
-                        .insert(CREATED_BY.into(), cluster.name_any());
+                let ours = live
+                    .as_ref()
+                    .is_none_or(|l| l.annotations().get(CREATED_BY) == Some(&cluster.name_any()));
+                // A namespace that existed before, or that another cluster created, is used
+                // as it is: two clusters labelling one namespace with their own names would
+                // take turns rewriting it forever.
+                if !ours {
+                    return Ok(false);
                 }
+                object
+                    .annotations_mut()
+                    .insert(CREATED_BY.into(), cluster.name_any());
             }
             let hash = content_hash(&object).map_err(|source| Error::Encode {
                 object: child.describe(),
@@ -500,6 +513,17 @@ async fn apply_child(
             Ok(true)
         }
     }
+}
+
+/// Whether the API server refused a write for a reason that no retry fixes by itself: invalid
+/// (422), forbidden (403) or a bad request (400). Conflicts, throttling and server errors are
+/// transient.
+fn refused(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Kube { source: kube::Error::Api(status), .. }
+            if matches!(status.code, 400 | 403 | 422)
+    )
 }
 
 /// A short, stable hash of an object as the operator would send it.
@@ -751,13 +775,85 @@ async fn publish(
     }
 }
 
+/// Removes this cluster's owner reference from the home claim, if it has one.
+async fn release_claim(cluster: &JenkinsCluster, ctx: &Context) -> Result<(), Error> {
+    let namespace = cluster_namespace(cluster);
+    let claim = home_claim_name(cluster);
+    let object = format!("PersistentVolumeClaim {namespace}/{claim}");
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(live) = api
+        .get_metadata_opt(&claim)
+        .await
+        .map_err(kube_error("read", &object))?
+    else {
+        return Ok(());
+    };
+    let uid = cluster.uid();
+    let references = live.owner_references();
+    if !references.iter().any(|o| Some(&o.uid) == uid.as_ref()) {
+        return Ok(());
+    }
+    let kept: Vec<_> = references
+        .iter()
+        .filter(|o| Some(&o.uid) != uid.as_ref())
+        .collect();
+    // The resourceVersion makes this a compare-and-swap on the list it filtered.
+    let patch = json!({
+        "metadata": {
+            "resourceVersion": live.resource_version(),
+            "ownerReferences": kept,
+        }
+    });
+    api.patch(&claim, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(kube_error("release", &object))?;
+    info!(kind = "JenkinsCluster", name = %cluster.name_any(), claim = %claim,
+        "released JENKINS_HOME from the cluster so that it survives it");
+    Ok(())
+}
+
+/// Another JenkinsCluster whose master, agents or environments live in `namespace`.
+async fn other_cluster_using(
+    cluster: &JenkinsCluster,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Option<String>, Error> {
+    let api: Api<JenkinsCluster> = Api::all(ctx.client.clone());
+    let all = api
+        .list(&ListParams::default())
+        .await
+        .map_err(kube_error("list", "jenkinsclusters"))?;
+    let name = cluster.name_any();
+    Ok(all
+        .items
+        .iter()
+        .filter(|other| other.name_any() != name)
+        .find(|other| {
+            cluster_namespace(other) == namespace
+                || agent_namespace(other) == namespace
+                || other
+                    .spec
+                    .environments
+                    .iter()
+                    .any(|e| e.namespace == namespace)
+        })
+        .map(ResourceExt::name_any))
+}
+
 /// Runs when the JenkinsCluster is deleted, before its owned children are garbage collected:
 /// removes the volume and the namespace only where the user asked for it.
 async fn cleanup(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error> {
     let name = cluster.name_any();
     let namespace = cluster_namespace(cluster);
     if cluster.spec.persistence.deletion_policy != DeletionPolicy::Delete {
-        info!(kind = "JenkinsCluster", name = %name, "keeping JENKINS_HOME (deletionPolicy Retain)");
+        // The claim may still carry the owner reference of an earlier `Delete` that no
+        // reconcile has taken back (the policy changed while the operator was down): drop it
+        // before the finalizer goes, or garbage collection deletes the data.
+        if cluster.spec.persistence.existing_claim.is_none() {
+            release_claim(cluster, ctx).await?;
+        }
+        info!(kind = "JenkinsCluster", name = %name,
+            "keeping JENKINS_HOME (deletionPolicy Retain)");
         return Ok(Action::await_change());
     }
 
@@ -786,9 +882,15 @@ async fn cleanup(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Erro
     if let Some(live) = live
         && live.annotations().get(CREATED_BY) == Some(&name)
     {
+        if let Some(other) = other_cluster_using(cluster, &namespace, ctx).await? {
+            info!(kind = "JenkinsCluster", name = %name, namespace = %namespace, other = %other,
+                "keeping the namespace it created: another JenkinsCluster uses it");
+            return Ok(Action::await_change());
+        }
         match api.delete(&namespace, &DeleteParams::background()).await {
             Ok(_) => {
-                info!(kind = "JenkinsCluster", name = %name, namespace = %namespace, "deleted the namespace it created")
+                info!(kind = "JenkinsCluster", name = %name, namespace = %namespace,
+                    "deleted the namespace it created");
             }
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(e) => return Err(kube_error("delete", format!("Namespace {namespace}"))(e)),

@@ -144,8 +144,18 @@ fn position(location: &Location) -> Option<(u64, u64)> {
 fn yaml_error(error: &serde_saphyr::Error) -> RenderError {
     let position = error.location().and_then(|l| position(&l));
     let message = error.without_snippet().to_string();
-    // The library may prefix its own position; ours is in front already.
-    let message = message.lines().next().unwrap_or_default().to_string();
+    let message = message.lines().next().unwrap_or_default();
+    // The library appends its own position; ours is in front already.
+    let message = match message.rfind(" at line ") {
+        Some(at) if position.is_some() => &message[..at],
+        _ => message,
+    };
+    // The library's advice for a second document names its own API; say it in the user's terms.
+    let message = if message.starts_with("multiple YAML documents") {
+        "a second YAML document: render reads one JenkinsCluster per file"
+    } else {
+        message
+    };
     RenderError::one(position, message)
 }
 

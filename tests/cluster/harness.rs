@@ -31,9 +31,9 @@ pub const REAL_JENKINS_ENV: &str = "JENKINS_OPERATOR_TEST_JENKINS_URL";
 pub struct Env {
     pub client: Client,
     emulator: Option<Emulator>,
-    /// The emulated Jenkins every cluster of the test talks to, with the task that plays its
-    /// pod (see jenkins_pod.rs).
-    jenkins: Option<(Arc<JenkinsEmulator>, JoinHandle<()>)>,
+    /// One emulated Jenkins per cluster name the test may use, each with the task that plays
+    /// its pod (see jenkins_pod.rs). Empty on a real cluster.
+    jenkins: BTreeMap<String, (Arc<JenkinsEmulator>, JoinHandle<()>)>,
     operator: Option<(JoinHandle<()>, oneshot::Sender<()>)>,
     pub settings: Settings,
     suffix: String,
@@ -92,17 +92,22 @@ impl Env {
                 (emulator.client(), Some(emulator), String::new())
             }
         };
-        let jenkins = match &emulator {
-            Some(_) => {
-                let jenkins = JenkinsEmulator::start(EmulatorConfig::default())
+        let mut jenkins = BTreeMap::new();
+        if emulator.is_some() {
+            for base in cluster_names() {
+                let emulated = JenkinsEmulator::start(EmulatorConfig::default())
                     .await
                     .expect("start the Jenkins emulator");
-                let jenkins = Arc::new(jenkins);
-                let pod = crate::jenkins_pod::simulate(client.clone(), jenkins.clone(), delay);
-                Some((jenkins, pod))
+                let emulated = Arc::new(emulated);
+                let pod = crate::jenkins_pod::simulate(
+                    client.clone(),
+                    emulated.clone(),
+                    base.clone(),
+                    delay,
+                );
+                jenkins.insert(base, (emulated, pod));
             }
-            None => None,
-        };
+        }
         let env = Env {
             client,
             emulator,
@@ -177,26 +182,35 @@ impl Env {
     /// the emulated Jenkins, or at `JENKINS_OPERATOR_TEST_JENKINS_URL` on a real cluster (for
     /// example a `kubectl port-forward` of the cluster's Service); otherwise the in-cluster URL.
     fn jenkins_urls(&self) -> BTreeMap<String, Url> {
-        let url = match (&self.jenkins, std::env::var(REAL_JENKINS_ENV)) {
-            (Some((jenkins, _)), _) => jenkins.url(),
-            (None, Ok(url)) => {
-                Url::parse(&url).expect("JENKINS_OPERATOR_TEST_JENKINS_URL is a URL")
-            }
-            (None, Err(_)) => return BTreeMap::new(),
+        if !self.jenkins.is_empty() {
+            return self
+                .jenkins
+                .iter()
+                .map(|(name, (j, _))| (name.clone(), j.url()))
+                .collect();
+        }
+        let Ok(url) = std::env::var(REAL_JENKINS_ENV) else {
+            return BTreeMap::new();
         };
-        example_cluster_names()
+        let url = Url::parse(&url).expect("JENKINS_OPERATOR_TEST_JENKINS_URL is a URL");
+        cluster_names()
             .into_iter()
             .map(|name| (self.name(&name), url.clone()))
             .collect()
     }
 
-    /// The emulated Jenkins, or `None` on a real cluster, after printing why the test is
-    /// skipped.
-    pub fn jenkins_or_skip(&self, test: &str, why: &str) -> Option<Arc<JenkinsEmulator>> {
-        if self.jenkins.is_none() {
-            eprintln!("skipping {test} on a real cluster: it needs {why}");
+    /// The emulated Jenkins of the cluster `name`, or `None` on a real cluster, after printing
+    /// why the test is skipped.
+    pub fn jenkins_or_skip(&self, name: &str, test: &str) -> Option<Arc<JenkinsEmulator>> {
+        if self.jenkins.is_empty() {
+            eprintln!("skipping {test} on a real cluster: it needs the Jenkins emulator");
+            return None;
         }
-        self.jenkins.as_ref().map(|(jenkins, _)| jenkins.clone())
+        let (jenkins, _) = self
+            .jenkins
+            .get(name)
+            .expect("an emulated Jenkins for this name");
+        Some(jenkins.clone())
     }
 
     /// Stops the controllers (graceful shutdown) and waits until they are gone.
@@ -245,10 +259,17 @@ impl Drop for Env {
         if let Some((task, _)) = self.operator.take() {
             task.abort();
         }
-        if let Some((_, pod)) = self.jenkins.take() {
+        for (_, (_, pod)) in std::mem::take(&mut self.jenkins) {
             pod.abort();
         }
     }
+}
+
+/// Names tests give JenkinsClusters: those of examples/ and a few more.
+fn cluster_names() -> Vec<String> {
+    let mut names = example_cluster_names();
+    names.extend(["first", "second"].map(String::from));
+    names
 }
 
 /// Names of the JenkinsClusters in examples/.

@@ -28,10 +28,10 @@ async fn wait_reason(env: &Env, name: &str, status: &str, reason: &str) -> Jenki
 #[tokio::test]
 async fn ready_means_jenkins_answers_and_the_status_shows_its_version() {
     let env = Env::start().await;
-    let Some(jenkins) = env.jenkins_or_skip("version", "the Jenkins emulator") else {
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let Some(jenkins) = env.jenkins_or_skip(&cluster.name_any(), "version") else {
         return;
     };
-    let cluster = env.example_cluster("cluster-minimal.yaml");
     let ready = create_and_wait_ready(&env, &cluster).await;
 
     let status = ready.status.clone().expect("status");
@@ -58,11 +58,11 @@ async fn ready_means_jenkins_answers_and_the_status_shows_its_version() {
 #[tokio::test]
 async fn a_restarting_jenkins_makes_the_cluster_reconcile_until_it_answers_again() {
     let env = Env::start().await;
-    let Some(jenkins) = env.jenkins_or_skip("starting", "the Jenkins emulator") else {
-        return;
-    };
     let cluster = env.example_cluster("cluster-minimal.yaml");
     let name = cluster.name_any();
+    let Some(jenkins) = env.jenkins_or_skip(&name, "starting") else {
+        return;
+    };
     create_and_wait_ready(&env, &cluster).await;
 
     jenkins.set_starting(true);
@@ -85,11 +85,11 @@ async fn a_jenkins_silent_for_too_long_stalls_the_cluster_and_it_recovers_by_its
     let mut env = Env::without_operator().await;
     env.settings.jenkins_stall_after = Duration::from_millis(500);
     env.start_operator().await;
-    let Some(jenkins) = env.jenkins_or_skip("unreachable", "the Jenkins emulator") else {
-        return;
-    };
     let cluster = env.example_cluster("cluster-minimal.yaml");
     let name = cluster.name_any();
+    let Some(jenkins) = env.jenkins_or_skip(&name, "unreachable") else {
+        return;
+    };
     create_and_wait_ready(&env, &cluster).await;
 
     jenkins.inject(Fault::FailNext {
@@ -122,11 +122,11 @@ async fn a_jenkins_silent_for_too_long_stalls_the_cluster_and_it_recovers_by_its
 #[tokio::test]
 async fn an_agent_template_change_is_hot_reloaded_without_restarting_the_master() {
     let env = Env::start().await;
-    let Some(jenkins) = env.jenkins_or_skip("reload", "the Jenkins emulator") else {
-        return;
-    };
     let cluster = env.example_cluster("cluster-agents-environments.yaml");
     let name = cluster.name_any();
+    let Some(jenkins) = env.jenkins_or_skip(&name, "reload") else {
+        return;
+    };
     let ready = create_and_wait_ready(&env, &cluster).await;
     let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
     let hash_before = restart_hash(&env, &ns, &name).await;
@@ -158,11 +158,11 @@ async fn an_agent_template_change_is_hot_reloaded_without_restarting_the_master(
 #[tokio::test]
 async fn a_reload_that_reads_stale_files_is_repeated_once_the_kubelet_caught_up() {
     let env = Env::start_with_kubelet_delay(Duration::from_millis(1500)).await;
-    let Some(jenkins) = env.jenkins_or_skip("kubelet lag", "the Jenkins emulator") else {
-        return;
-    };
     let cluster = env.example_cluster("cluster-agents-environments.yaml");
     let name = cluster.name_any();
+    let Some(jenkins) = env.jenkins_or_skip(&name, "kubelet lag") else {
+        return;
+    };
     let ready = create_and_wait_ready(&env, &cluster).await;
     let reloads_before = jenkins.casc_reload_count();
 
@@ -184,11 +184,11 @@ async fn a_reload_that_reads_stale_files_is_repeated_once_the_kubelet_caught_up(
 #[tokio::test]
 async fn a_configuration_jenkins_rejects_is_reported_with_its_message() {
     let env = Env::start().await;
-    let Some(jenkins) = env.jenkins_or_skip("rejected JCasC", "the Jenkins emulator") else {
-        return;
-    };
     let cluster = env.example_cluster("cluster-agents-environments.yaml");
     let name = cluster.name_any();
+    let Some(jenkins) = env.jenkins_or_skip(&name, "rejected JCasC") else {
+        return;
+    };
     let ready = create_and_wait_ready(&env, &cluster).await;
 
     let token = {

@@ -1,4 +1,4 @@
-//! Plays the part of the kubelet and the Jenkins process for the Jenkins emulator: what the
+//! Plays the part of the kubelet and the Jenkins process of one cluster for its Jenkins emulator: what the
 //! Deployment's pod would do on a real cluster. When a master Deployment appears or its pod
 //! template changes, "Jenkins restarts": it reads the admin Secret, the reload token, the
 //! pinned plugins and the mounted JCasC files. While it runs, the kubelet keeps the mounted JCasC
@@ -19,12 +19,13 @@ use tokio::task::JoinHandle;
 pub fn simulate(
     client: Client,
     jenkins: Arc<JenkinsEmulator>,
+    cluster: String,
     sync_delay: Duration,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut pods: BTreeMap<String, String> = BTreeMap::new();
         loop {
-            if let Err(error) = step(&client, &jenkins, &mut pods, sync_delay).await {
+            if let Err(error) = step(&client, &jenkins, &cluster, &mut pods, sync_delay).await {
                 tracing::debug!(%error, "jenkins pod simulation step failed; retrying");
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -35,11 +36,14 @@ pub fn simulate(
 async fn step(
     client: &Client,
     jenkins: &JenkinsEmulator,
+    cluster: &str,
     pods: &mut BTreeMap<String, String>,
     sync_delay: Duration,
 ) -> Result<(), kube::Error> {
     let deployments: Api<Deployment> = Api::all(client.clone());
-    let params = ListParams::default().labels("app.kubernetes.io/managed-by=jenkins-operator");
+    let params = ListParams::default().labels(&format!(
+        "app.kubernetes.io/managed-by=jenkins-operator,jenkins.ci/cluster={cluster}"
+    ));
     for deployment in deployments.list(&params).await?.items {
         let ns = deployment.namespace().unwrap_or_default();
         let template = deployment

@@ -572,3 +572,229 @@ async fn an_operator_restarted_mid_convergence_converges() {
     let children = children_by_kind(&env, &name).await;
     assert_eq!(children["Deployment"], vec![format!("{name}/{name}")]);
 }
+
+/// A spec change that removes an environment while the admin Secret is broken must still take
+/// the environment's `edit` rights away once the cluster recovers: the stall reports the new
+/// generation, so a prune that waits for the next generation change never comes.
+#[tokio::test]
+async fn an_environment_removed_during_an_admin_secret_stall_loses_its_rights() {
+    let env = Env::start().await;
+    let cluster = env.example_cluster("cluster-agents-environments.yaml");
+    let name = cluster.name_any();
+    let ready = create_and_wait_ready(&env, &cluster).await;
+    let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
+    let dev = cluster.spec.environments[0].clone();
+    let prod = &cluster.spec.environments[1];
+    let prod_bindings: Api<RoleBinding> = Api::namespaced(env.client.clone(), &prod.namespace);
+    let prod_binding = format!("{name}-deploy-prod");
+    assert!(exists(&prod_bindings, &prod_binding).await);
+
+    // One change: a Secret that does not exist yet, and prod removed.
+    let secret_name = env.name("own-admin");
+    patch_spec(
+        &env,
+        &name,
+        json!({
+            "admin": { "existingSecret": secret_name },
+            "environments": [{ "name": dev.name, "namespace": dev.namespace }],
+        }),
+    )
+    .await;
+    let api: Api<JenkinsCluster> = Api::all(env.client.clone());
+    eventually("the cluster to stall on the admin Secret", || {
+        let api = api.clone();
+        let name = name.clone();
+        async move {
+            let live = api.get(&name).await.ok()?;
+            let stalled = condition(&live, "Stalled")?;
+            let current = stalled.observed_generation == live.metadata.generation;
+            (current && stalled.reason == "AdminSecretInvalid").then_some(())
+        }
+    })
+    .await;
+
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &ns);
+    let mut secret = Secret::default();
+    secret.metadata.name = Some(secret_name.clone());
+    secret.string_data = Some(BTreeMap::from([
+        ("username".to_string(), "admin".to_string()),
+        ("password".to_string(), "s3cret".to_string()),
+    ]));
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the admin Secret");
+    wait_ready(&env, &name).await;
+    assert!(
+        !exists(&prod_bindings, &prod_binding).await,
+        "the removed environment still grants edit in {}",
+        prod.namespace
+    );
+}
+
+/// The API server refuses some changes for good (a claim's storage class is immutable): the
+/// status must stop saying Ready and name what was refused, and recover once it is undone.
+#[tokio::test]
+async fn a_change_the_api_server_refuses_stalls_the_cluster_until_undone() {
+    let env = Env::start().await;
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let name = cluster.name_any();
+    create_and_wait_ready(&env, &cluster).await;
+
+    patch_spec(
+        &env,
+        &name,
+        json!({ "persistence": { "storageClassName": "other" } }),
+    )
+    .await;
+    let api: Api<JenkinsCluster> = Api::all(env.client.clone());
+    let stalled = eventually("the cluster to stall on the refused claim", || {
+        let api = api.clone();
+        let name = name.clone();
+        async move {
+            let live = api.get(&name).await.ok()?;
+            let stalled = condition(&live, "Stalled")?;
+            let current = stalled.observed_generation == live.metadata.generation;
+            (current && stalled.status == "True").then_some(live)
+        }
+    })
+    .await;
+    let ready = condition(&stalled, "Ready").expect("Ready");
+    assert_eq!(ready.status, "False");
+    assert_eq!(ready.reason, "ApplyRejected");
+    assert!(
+        ready.message.contains("PersistentVolumeClaim") && ready.message.contains("immutable"),
+        "the message names the object and the reason: {}",
+        ready.message
+    );
+
+    patch_spec(
+        &env,
+        &name,
+        json!({ "persistence": { "storageClassName": null } }),
+    )
+    .await;
+    wait_ready(&env, &name).await;
+}
+
+/// `deletionPolicy: Retain` set while the operator is down, then the cluster deleted: the claim
+/// still carries the owner reference `Delete` gave it, and garbage collection would take the
+/// data the user just asked to keep.
+#[tokio::test]
+async fn a_volume_retained_while_the_operator_was_down_survives_deletion() {
+    let mut env = Env::start().await;
+    let mut cluster = env.example_cluster("cluster-minimal.yaml");
+    cluster.spec.persistence.deletion_policy = DeletionPolicy::Delete;
+    let name = cluster.name_any();
+    let ready = create_and_wait_ready(&env, &cluster).await;
+    let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
+
+    env.stop_operator().await;
+    patch_spec(
+        &env,
+        &name,
+        json!({ "persistence": { "deletionPolicy": "Retain" } }),
+    )
+    .await;
+    let clusters: Api<JenkinsCluster> = Api::all(env.client.clone());
+    clusters
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete");
+    env.start_operator().await;
+    wait_gone(&clusters, &name).await;
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &ns);
+    wait_gone(&deployments, &name).await;
+
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), &ns);
+    let claim = claims
+        .get_opt(&format!("{name}-home"))
+        .await
+        .expect("read")
+        .expect("the volume is retained");
+    assert!(claim.owner_references().is_empty(), "{claim:?}");
+}
+
+/// Two clusters deploying to one namespace must not take turns rewriting it.
+#[tokio::test]
+async fn two_clusters_sharing_an_environment_namespace_converge_without_writes() {
+    let env = Env::start().await;
+    let Some(emulator) = env.emulator_or_skip("shared namespace writes", "the request log") else {
+        return;
+    };
+    let shared = env.name("shared-dev");
+    let mut names = Vec::new();
+    for base in ["first", "second"] {
+        let mut cluster = env.example_cluster("cluster-minimal.yaml");
+        let name = env.name(base);
+        cluster.metadata.name = Some(name.clone());
+        cluster.spec.environments = vec![
+            serde_json::from_value(json!({ "name": "dev", "namespace": shared }))
+                .expect("an environment"),
+        ];
+        create_and_wait_ready(&env, &cluster).await;
+        names.push(name);
+    }
+    for name in &names {
+        wait_ready(&env, name).await;
+    }
+
+    tokio::time::sleep(env.settings.resync).await;
+    emulator.clear_requests();
+    eventually("three more reconciles of each cluster", || async {
+        let reads = |name: &str| {
+            let path = format!("/apis/apps/v1/namespaces/{name}/deployments/{name}");
+            emulator
+                .requests()
+                .iter()
+                .filter(|r| r.method == "GET" && r.path == path)
+                .count()
+        };
+        names.iter().all(|n| reads(n) >= 3).then_some(())
+    })
+    .await;
+    let writes: Vec<String> = emulator
+        .requests()
+        .iter()
+        .filter(|r| !matches!(r.method.as_str(), "GET"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(writes.is_empty(), "converged clusters wrote: {writes:#?}");
+}
+
+/// A namespace the first cluster created and a second cluster also lives in stays when the
+/// first is deleted with `deletionPolicy: Delete`: it holds the second one's master and data.
+#[tokio::test]
+async fn deleting_a_cluster_keeps_the_namespace_it_created_while_another_uses_it() {
+    let env = Env::start().await;
+    let shared = env.name("shared-ci");
+    let mut names = Vec::new();
+    for base in ["first", "second"] {
+        let mut cluster = env.example_cluster("cluster-minimal.yaml");
+        let name = env.name(base);
+        cluster.metadata.name = Some(name.clone());
+        cluster.spec.namespace = Some(shared.clone());
+        cluster.spec.persistence.deletion_policy = DeletionPolicy::Delete;
+        create_and_wait_ready(&env, &cluster).await;
+        names.push(name);
+    }
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    let before = namespaces.get(&shared).await.expect("the namespace").uid();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), &shared);
+    let claim = format!("{}-home", names[1]);
+    let claim_before = claims.get(&claim).await.expect("the claim").uid();
+
+    let clusters: Api<JenkinsCluster> = Api::all(env.client.clone());
+    clusters
+        .delete(&names[0], &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_gone(&clusters, &names[0]).await;
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &shared);
+    wait_gone(&deployments, &names[0]).await;
+    let namespace = namespaces.get(&shared).await.expect("the namespace");
+    assert_eq!(namespace.uid(), before, "the shared namespace was deleted");
+    assert!(namespace.metadata.deletion_timestamp.is_none());
+    let claim_after = claims.get_opt(&claim).await.expect("read").map(|c| c.uid());
+    assert_eq!(claim_after, Some(claim_before), "the second cluster's data");
+}
