@@ -116,19 +116,25 @@ pub async fn run(
         metrics.clone(),
     ));
 
-    // One signal, many listeners.
+    // One signal, many listeners. Readiness drops at once, so that probes see the replica
+    // going away while it finishes its work.
     let (stop_tx, stop) = watch::channel(false);
+    let stopping = health.clone();
     tokio::spawn(async move {
         shutdown.await;
+        stopping.set_stopping();
         let _ = stop_tx.send(true);
     });
 
+    // The endpoint outlives the controllers: /readyz answers 503 and /metrics stays readable
+    // until `run` returns.
+    let (finished_tx, finished) = watch::channel(false);
     if let Some(addr) = options.http_addr {
         let listener = health::bind(addr).await.map_err(|e| Error::Http(addr, e))?;
         info!(address = %addr, "serving /livez, /readyz and /metrics");
-        let (health, metrics, stop) = (health.clone(), metrics.clone(), stop.clone());
+        let (health, metrics) = (health.clone(), metrics.clone());
         tokio::spawn(async move {
-            if let Err(e) = health::serve(listener, health, metrics, stopped(stop)).await {
+            if let Err(e) = health::serve(listener, health, metrics, stopped(finished)).await {
                 warn!(error = %e, "the health endpoint failed");
             }
         });
@@ -175,6 +181,7 @@ pub async fn run(
         }
     }
     health.set_stopping();
+    let _ = finished_tx.send(true);
     info!("the operator stopped");
     Ok(())
 }
