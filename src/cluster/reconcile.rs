@@ -98,11 +98,11 @@ fn kube_error(
 
 /// Reconciles one JenkinsCluster. The controller calls this for every event and resync.
 ///
-/// Everything logged during a reconcile carries the cluster's kind and name (and the namespace
-/// Jenkins runs in) through this span.
+/// Everything logged during a reconcile carries the cluster's kind and name (`cluster`; the
+/// JSON log format keeps `name` for the span's own name) and the namespace Jenkins runs in.
 #[tracing::instrument(skip_all, fields(
     kind = "JenkinsCluster",
-    name = %cluster.name_any(),
+    cluster = %cluster.name_any(),
     namespace = %cluster_namespace(&cluster),
 ))]
 pub async fn reconcile(cluster: Arc<JenkinsCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -130,7 +130,7 @@ pub async fn reconcile(cluster: Arc<JenkinsCluster>, ctx: Arc<Context>) -> Resul
 /// delay that doubles with every consecutive failure of the same object.
 #[tracing::instrument(skip_all, fields(
     kind = "JenkinsCluster",
-    name = %cluster.name_any(),
+    cluster = %cluster.name_any(),
     namespace = %cluster_namespace(&cluster),
 ))]
 pub fn error_policy(cluster: Arc<JenkinsCluster>, error: &Error, ctx: Arc<Context>) -> Action {

@@ -7,14 +7,14 @@ pub mod metrics;
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -209,19 +209,24 @@ async fn run_controllers(
     let children =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
     let graceful = stopped(stop.clone());
-    let controller = Controller::new(
+
+    // Ready once the cluster cache holds its first full list. The stream tells: a second
+    // `Store::wait_until_ready` next to the controller's own would not do, as kube-runtime 5
+    // wakes only the last of several tasks waiting on it, so one of them would hang.
+    let (reader, writer) = reflector::store();
+    let ready_health = health.clone();
+    let clusters = watcher(
         Api::<JenkinsCluster>::all(client.clone()),
         watcher::Config::default(),
-    );
-
-    // Ready once the cluster cache holds its first full list.
-    let store = controller.store();
-    let ready_health = health.clone();
-    let readiness = tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
+    )
+    .reflect(writer)
+    .inspect_ok(move |event| {
+        if matches!(event, watcher::Event::InitDone) {
             ready_health.set_ready(true);
         }
-    });
+    })
+    .applied_objects();
+    let controller = Controller::for_stream(clusters, reader);
 
     info!("starting the JenkinsCluster controller");
     let controllers = controller
@@ -285,7 +290,6 @@ async fn run_controllers(
         _ = bounded => Stopped::Shutdown,
         _ = lost => Stopped::LostLease,
     };
-    readiness.abort();
     health.set_ready(false);
     outcome
 }
