@@ -134,7 +134,10 @@ fn run(args: RunArgs) -> ExitCode {
 async fn kube_client(identity: &str) -> anyhow::Result<kube::Client> {
     use axum::http::{HeaderValue, header::USER_AGENT};
     let mut config = kube::Config::infer().await?;
-    let agent = format!("jenkins-operator/{} ({identity})", env!("CARGO_PKG_VERSION"));
+    let agent = format!(
+        "jenkins-operator/{} ({identity})",
+        env!("CARGO_PKG_VERSION")
+    );
     // A pod name is a DNS subdomain, so it fits a header; anything else falls back to a
     // constant of valid characters.
     let agent = HeaderValue::from_str(&agent).unwrap_or_else(|_| {

@@ -268,10 +268,23 @@ async fn run_controllers(
         .graceful_shutdown_on(graceful)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
-            if let Err(error) = result {
-                // Reconcile errors are logged by the error policy; these are watch and
-                // scheduling errors, which the controller retries by itself.
-                debug!(error = %error, "controller event");
+            use kube::runtime::controller::Error as ControllerError;
+            match result {
+                Ok(_) => {}
+                // After a deletion, events of the children still name the cluster: expected.
+                Err(ControllerError::ObjectNotFound(object)) => debug!(
+                    kind = %object.dyntype.kind,
+                    cluster = %object.name,
+                    "the cluster is gone; nothing to reconcile"
+                ),
+                // The error policy has logged it, with a Warning event.
+                Err(ControllerError::ReconcilerFailed(_, object)) => debug!(
+                    kind = %object.dyntype.kind,
+                    cluster = %object.name,
+                    "reconcile failed; retry scheduled"
+                ),
+                // Watch and scheduling errors, which the controller retries by itself.
+                Err(error) => debug!(error = %error, "controller event"),
             }
         });
 

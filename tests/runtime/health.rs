@@ -30,7 +30,9 @@ async fn readyz_turns_200_only_after_the_cache_synced_and_metrics_count_reconcil
     });
     let operator = Operator::start(
         &backend,
-        Launch::new("op-health").arg("--leader-election").arg("false"),
+        Launch::new("op-health")
+            .arg("--leader-election")
+            .arg("false"),
     );
 
     // Alive at once, not ready while the list fails.
@@ -66,7 +68,10 @@ async fn readyz_turns_200_only_after_the_cache_synced_and_metrics_count_reconcil
     })
     .await;
     let durations = operator.metric(DURATIONS).await.unwrap_or(0.0);
-    assert!(durations >= after, "{durations} durations for {after} reconciles");
+    assert!(
+        durations >= after,
+        "{durations} durations for {after} reconciles"
+    );
     assert_eq!(operator.metric("jenkins_operator_leader").await, Some(1.0));
 }
 

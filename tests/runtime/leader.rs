@@ -11,19 +11,22 @@ use crate::operator::{Backend, Launch, Operator, eventually, identity_of};
 
 /// The replica whose gauge says it leads, once the Lease and both gauges agree.
 async fn agreed_leader(backend: &Backend, replicas: &[&Operator]) -> String {
-    eventually("the Lease and the leader gauges to agree on one leader", || async {
-        let holder = backend.lease_holder().await?;
-        let mut leaders = Vec::new();
-        for replica in replicas {
-            let gauge = replica.leader_gauge().await?;
-            if gauge == 1.0 {
-                leaders.push(replica.identity.clone());
-            } else if gauge != 0.0 {
-                return None;
+    eventually(
+        "the Lease and the leader gauges to agree on one leader",
+        || async {
+            let holder = backend.lease_holder().await?;
+            let mut leaders = Vec::new();
+            for replica in replicas {
+                let gauge = replica.leader_gauge().await?;
+                if gauge == 1.0 {
+                    leaders.push(replica.identity.clone());
+                } else if gauge != 0.0 {
+                    return None;
+                }
             }
-        }
-        (leaders == [holder.clone()]).then_some(holder)
-    })
+            (leaders == [holder.clone()]).then_some(holder)
+        },
+    )
     .await
 }
 
@@ -110,7 +113,10 @@ async fn one_of_two_replicas_reconciles_and_the_other_takes_over_when_it_dies() 
     };
     assert!(status_patches(&leader.identity) >= 1);
     assert_eq!(status_patches(&standby.identity), 0);
-    assert_only_competes_for_the_lease(&requests_of(&requests, &standby.identity), &standby.identity);
+    assert_only_competes_for_the_lease(
+        &requests_of(&requests, &standby.identity),
+        &standby.identity,
+    );
 
     // The replicas write the Lease as different field managers: taking a free Lease is a
     // server-side apply, and only a conflict between managers keeps two racers from both
@@ -170,7 +176,10 @@ async fn one_of_two_replicas_reconciles_and_the_other_takes_over_when_it_dies() 
         .into_iter()
         .filter(|(_, who)| who.len() > 1)
         .collect();
-    assert!(shared.is_empty(), "objects written by both replicas: {shared:?}");
+    assert!(
+        shared.is_empty(),
+        "objects written by both replicas: {shared:?}"
+    );
     assert!(
         requests_of(&requests, &standby.identity)
             .iter()
@@ -181,6 +190,10 @@ async fn one_of_two_replicas_reconciles_and_the_other_takes_over_when_it_dies() 
     // SIGTERM: the leader lets the Lease go and exits cleanly.
     standby.terminate();
     let status = standby.wait_exit(Duration::from_secs(15)).await;
-    assert!(status.success(), "exit {status:?}; logs:\n{}", standby.logs());
+    assert!(
+        status.success(),
+        "exit {status:?}; logs:\n{}",
+        standby.logs()
+    );
     assert_eq!(backend.lease_holder().await, None);
 }

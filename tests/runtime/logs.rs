@@ -24,12 +24,19 @@ async fn secret_values(backend: &Backend) -> Vec<String> {
                 continue;
             }
             let plain = String::from_utf8(value.0.clone()).expect("a text secret");
-            assert!(plain.len() >= 32, "{name}/{key} is too short to be generated");
+            assert!(
+                plain.len() >= 32,
+                "{name}/{key} is too short to be generated"
+            );
             values.push(base64::engine::general_purpose::STANDARD.encode(&value.0));
             values.push(plain);
         }
     }
-    assert_eq!(values.len(), 4, "the admin password and the reload token, two ways each");
+    assert_eq!(
+        values.len(),
+        4,
+        "the admin password and the reload token, two ways each"
+    );
     values
 }
 
@@ -90,7 +97,10 @@ async fn a_debug_run_logs_json_lines_that_name_their_object_and_no_secret() {
             .unwrap_or_else(|e| panic!("not a JSON object ({e}): {line}"));
         assert!(parsed.is_object(), "not a JSON object: {line}");
         for secret in &secrets {
-            assert!(!line.contains(secret.as_str()), "a secret is logged: {line}");
+            assert!(
+                !line.contains(secret.as_str()),
+                "a secret is logged: {line}"
+            );
         }
         if line.contains(CLUSTER) {
             about_the_cluster += 1;

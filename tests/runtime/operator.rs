@@ -310,7 +310,9 @@ async fn collect(mut pipe: impl AsyncRead + Unpin, logs: Arc<Mutex<String>>) {
 /// which on a test machine does not happen in practice).
 fn free_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("a bound listener has an address")
+    listener
+        .local_addr()
+        .expect("a bound listener has an address")
 }
 
 /// A minimal HTTP/1.1 GET.
