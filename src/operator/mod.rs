@@ -40,7 +40,8 @@ pub enum Error {
     CrdMissing(String),
 
     #[error(
-        "the CustomResourceDefinition {name} does not serve version {version}: apply the crds/ of this release"
+        "the CustomResourceDefinition {name} does not serve version {version}: apply the crds/ \
+         of this release (kubectl apply --server-side -f crds/)"
     )]
     CrdVersion { name: String, version: String },
 
@@ -146,7 +147,8 @@ pub async fn run(
         if let Some(config) = &options.leader {
             metrics.leader.set(0);
             health.set_ready(true);
-            info!(lease = %config.lease_name, identity = %config.identity, "waiting for the leader lease");
+            info!(lease = %config.lease_name, identity = %config.identity,
+                "waiting for the leader lease");
             tokio::select! {
                 acquired = leader::acquire(client.clone(), config) => match acquired {
                     Ok(held) => leadership = Some(held),
