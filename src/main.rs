@@ -139,15 +139,16 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| random_identity());
     runtime.block_on(async move {
-        let client = match kube::Client::try_default().await {
+        let client = match kube_client(&identity).await {
             Ok(client) => client,
             Err(error) => {
                 tracing::error!(error = %error, "failed to configure the Kubernetes client");
                 return ExitCode::FAILURE;
             }
         };
-        let options = run_options(&args, &client);
+        let options = run_options(&args, &client, identity);
         match jenkins_operator::operator::run(client, options, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -158,8 +159,30 @@ fn run(args: RunArgs) -> ExitCode {
     })
 }
 
+/// A client for the cluster of the kubeconfig (or in-cluster) that names itself
+/// `jenkins-operator/<version> (<identity>)`, so that audit logs tell which replica made a call.
+async fn kube_client(identity: &str) -> anyhow::Result<kube::Client> {
+    use axum::http::{HeaderValue, header::USER_AGENT};
+    let mut config = kube::Config::infer().await?;
+    let agent = format!(
+        "jenkins-operator/{} ({identity})",
+        env!("CARGO_PKG_VERSION")
+    );
+    // A pod name is a DNS subdomain, so it fits a header; anything else falls back to a
+    // constant of valid characters.
+    let agent = HeaderValue::from_str(&agent).unwrap_or_else(|_| {
+        HeaderValue::from_static(concat!("jenkins-operator/", env!("CARGO_PKG_VERSION")))
+    });
+    config.headers.push((USER_AGENT, agent));
+    Ok(kube::Client::try_from(config)?)
+}
+
 /// Turns the command line into the runtime's options.
-fn run_options(args: &RunArgs, client: &kube::Client) -> jenkins_operator::operator::RunOptions {
+fn run_options(
+    args: &RunArgs,
+    client: &kube::Client,
+    identity: String,
+) -> jenkins_operator::operator::RunOptions {
     use jenkins_operator::operator::jenkins_clients::ClientSettings;
     use jenkins_operator::operator::{RunOptions, context::Settings, leader::LeaderConfig};
     use std::time::Duration;
@@ -171,7 +194,7 @@ fn run_options(args: &RunArgs, client: &kube::Client) -> jenkins_operator::opera
                 .lease_namespace
                 .clone()
                 .unwrap_or_else(|| client.default_namespace().to_owned()),
-            identity: std::env::var("POD_NAME").unwrap_or_else(|_| random_identity()),
+            identity: identity.clone(),
             duration,
             grace: duration / 3,
         }
@@ -224,12 +247,15 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; finishing in-flight work");
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`). Colours only on a terminal: a log
+/// collector would store the escape codes.
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -20,7 +20,7 @@ use kube::runtime::finalizer::{Event as Finalize, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use super::casc::configuration_marker;
 use super::children::{ApplyPolicy, Child};
@@ -102,6 +102,14 @@ fn kube_error(
 }
 
 /// Reconciles one JenkinsCluster. The controller calls this for every event and resync.
+///
+/// Everything logged during a reconcile carries the cluster's kind and name (`cluster`; the
+/// JSON log format keeps `name` for the span's own name) and the namespace Jenkins runs in.
+#[tracing::instrument(skip_all, fields(
+    kind = "JenkinsCluster",
+    cluster = %cluster.name_any(),
+    namespace = %cluster_namespace(&cluster),
+))]
 pub async fn reconcile(cluster: Arc<JenkinsCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = cluster.name_any();
     let started = std::time::Instant::now();
@@ -125,25 +133,26 @@ pub async fn reconcile(cluster: Arc<JenkinsCluster>, ctx: Arc<Context>) -> Resul
 
 /// What the controller does after a failed reconcile: a Warning event and a retry after a
 /// delay that doubles with every consecutive failure of the same object.
+#[tracing::instrument(skip_all, fields(
+    kind = "JenkinsCluster",
+    cluster = %cluster.name_any(),
+    namespace = %cluster_namespace(&cluster),
+))]
 pub fn error_policy(cluster: Arc<JenkinsCluster>, error: &Error, ctx: Arc<Context>) -> Action {
     let name = cluster.name_any();
     let delay = ctx.next_backoff(&name);
-    warn!(kind = "JenkinsCluster", name = %name, error = %error, retry_in = ?delay,
-        "reconcile failed");
-    let event = KubeEvent {
-        type_: EventType::Warning,
-        reason: error.reason().into(),
-        note: Some(conditions::truncate(&error.to_string(), 1024)),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
+    warn!(error = %error, retry_in = ?delay, "reconcile failed; retrying");
+    let event = reconcile_event(EventType::Warning, error.reason(), &error.to_string());
     let reference = cluster.object_ref(&());
     let recorder = ctx.recorder.clone();
-    tokio::spawn(async move {
-        if let Err(e) = recorder.publish(&event, &reference).await {
-            debug!(error = %e, "failed to publish an event");
+    tokio::spawn(
+        async move {
+            if let Err(e) = recorder.publish(&event, &reference).await {
+                debug!(error = %e, "failed to publish an event");
+            }
         }
-    });
+        .in_current_span(),
+    );
     Action::requeue(delay)
 }
 
@@ -207,8 +216,6 @@ impl Verdict {
 
 /// Brings the children in line with the spec, then Jenkins, and reports.
 async fn apply(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error> {
-    let name = cluster.name_any();
-
     // The user's JCasC ConfigMaps must exist; their content is part of the configuration.
     let user_casc = match user_casc_digest(cluster, ctx).await? {
         Ok(digest) => digest,
@@ -271,7 +278,7 @@ async fn apply(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error>
         }
     }
     if !written.is_empty() {
-        info!(kind = "JenkinsCluster", name = %name, objects = ?written, "applied children");
+        info!(objects = ?written, "applied children");
         let note = format!("applied {}", written.join(", "));
         publish(ctx, cluster, EventType::Normal, "Applied", &note).await;
     }
@@ -397,7 +404,7 @@ async fn jenkins_verdict(
     Ok(match outcome.await {
         Ok(Configuration::Current) => Verdict::Ready { version },
         Ok(Configuration::Reloaded) => {
-            info!(kind = "JenkinsCluster", name = %name, "reloaded configuration-as-code");
+            info!("reloaded configuration-as-code");
             publish(
                 ctx,
                 cluster,
@@ -629,8 +636,7 @@ async fn prune(cluster: &JenkinsCluster, children: &[Child], ctx: &Context) -> R
             }
             let ns = item.metadata.namespace.clone().unwrap_or_default();
             let object = format!("{} {ns}/{}", resource.kind, item.name_any());
-            info!(kind = "JenkinsCluster", name = %cluster.name_any(), object = %object,
-                "deleting a child the spec no longer produces");
+            info!(object = %object, "deleting a child the spec no longer produces");
             let api = dynamic_api(ctx, &resource, Some(&ns));
             match api
                 .delete(&item.name_any(), &DeleteParams::background())
@@ -755,6 +761,20 @@ async fn report(
     Ok(())
 }
 
+/// The API server rejects an Event whose note is longer than this (bytes).
+pub const EVENT_NOTE_LIMIT: usize = 1024;
+
+/// An Event of the reconciler, its note cut to what the API server accepts.
+fn reconcile_event(type_: EventType, reason: &str, note: &str) -> KubeEvent {
+    KubeEvent {
+        type_,
+        reason: reason.into(),
+        note: Some(conditions::truncate(note, EVENT_NOTE_LIMIT)),
+        action: "Reconcile".into(),
+        secondary: None,
+    }
+}
+
 /// Publishes an Event about the cluster; a failure to publish is logged, never fatal.
 async fn publish(
     ctx: &Context,
@@ -763,13 +783,7 @@ async fn publish(
     reason: &str,
     note: &str,
 ) {
-    let event = KubeEvent {
-        type_,
-        reason: reason.into(),
-        note: Some(conditions::truncate(note, 1024)),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
+    let event = reconcile_event(type_, reason, note);
     if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
         debug!(error = %e, "failed to publish an event");
     }
@@ -807,7 +821,7 @@ async fn release_claim(cluster: &JenkinsCluster, ctx: &Context) -> Result<(), Er
     api.patch(&claim, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(kube_error("release", &object))?;
-    info!(kind = "JenkinsCluster", name = %cluster.name_any(), claim = %claim,
+    info!(claim = %claim,
         "released JENKINS_HOME from the cluster so that it survives it");
     Ok(())
 }
@@ -852,8 +866,7 @@ async fn cleanup(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Erro
         if cluster.spec.persistence.existing_claim.is_none() {
             release_claim(cluster, ctx).await?;
         }
-        info!(kind = "JenkinsCluster", name = %name,
-            "keeping JENKINS_HOME (deletionPolicy Retain)");
+        info!("keeping JENKINS_HOME (deletionPolicy Retain)");
         return Ok(Action::await_change());
     }
 
@@ -862,7 +875,7 @@ async fn cleanup(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Erro
         let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
         match api.delete(&claim, &DeleteParams::background()).await {
             Ok(_) => {
-                info!(kind = "JenkinsCluster", name = %name, claim = %claim, "deleted JENKINS_HOME")
+                info!(claim = %claim, "deleted JENKINS_HOME")
             }
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(e) => {
@@ -883,18 +896,45 @@ async fn cleanup(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Erro
         && live.annotations().get(CREATED_BY) == Some(&name)
     {
         if let Some(other) = other_cluster_using(cluster, &namespace, ctx).await? {
-            info!(kind = "JenkinsCluster", name = %name, namespace = %namespace, other = %other,
+            info!(namespace = %namespace, other = %other,
                 "keeping the namespace it created: another JenkinsCluster uses it");
             return Ok(Action::await_change());
         }
         match api.delete(&namespace, &DeleteParams::background()).await {
             Ok(_) => {
-                info!(kind = "JenkinsCluster", name = %name, namespace = %namespace,
-                    "deleted the namespace it created");
+                info!(namespace = %namespace, "deleted the namespace it created")
             }
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(e) => return Err(kube_error("delete", format!("Namespace {namespace}"))(e)),
         }
     }
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_warning_event_about_a_long_error_keeps_its_note_within_one_kibibyte() {
+        // A long object name made of multi-byte characters: the cut must land on a character
+        // boundary and still fit.
+        let error = Error::Encode {
+            object: format!("ConfigMap ci/{}", "é".repeat(2000)),
+            source: serde_json::from_str::<u8>("x").expect_err("not a number"),
+        };
+        let event = reconcile_event(EventType::Warning, error.reason(), &error.to_string());
+        let note = event.note.expect("the event has a note");
+        assert!(note.len() <= EVENT_NOTE_LIMIT, "{} bytes", note.len());
+        assert!(note.starts_with("failed to encode ConfigMap ci/é"));
+        assert!(note.ends_with('…'));
+        assert_eq!(event.reason, "EncodingError");
+        assert_eq!(event.type_, EventType::Warning);
+    }
+
+    #[test]
+    fn a_short_note_is_kept_whole() {
+        let event = reconcile_event(EventType::Normal, "Ready", "Jenkins is running");
+        assert_eq!(event.note.as_deref(), Some("Jenkins is running"));
+    }
 }

@@ -40,7 +40,7 @@ pub async fn acquire(
         .with_identity(&config.identity)
         .with_duration(config.duration.as_secs().max(2))
         .with_grace(config.grace.as_secs().max(1))
-        .with_field_manager("jenkins-operator")
+        .with_field_manager(field_manager(&config.identity))
         .with_create_mode(LeaseCreateMode::AutoCreate)
         .build()
         .await?;
@@ -57,6 +57,18 @@ pub async fn acquire(
     Ok(Leadership { changes, task })
 }
 
+/// The field manager of this replica's Lease writes. It must differ between replicas: taking
+/// a free lease is a server-side apply of `holderIdentity`, and only a conflict with another
+/// manager's apply stops two standbys that race for it from both believing they won.
+fn field_manager(identity: &str) -> String {
+    // The API server accepts field managers of up to 128 characters.
+    let mut manager = format!("jenkins-operator-{identity}");
+    while manager.len() > 128 {
+        manager.pop();
+    }
+    manager
+}
+
 impl Leadership {
     /// Resolves when the lease is lost (or its task ends).
     pub async fn lost(&mut self) {
@@ -71,5 +83,17 @@ impl Leadership {
         {
             tracing::warn!(error = %e, "failed to release the leader lease");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_write_the_lease_as_different_field_managers() {
+        assert_eq!(field_manager("op-a"), "jenkins-operator-op-a");
+        assert_ne!(field_manager("op-a"), field_manager("op-b"));
+        assert_eq!(field_manager(&"x".repeat(300)).len(), 128);
     }
 }

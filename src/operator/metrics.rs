@@ -131,9 +131,10 @@ mod tests {
         assert!(
             text.contains("jenkins_operator_reconciles_total{controller=\"jenkinscluster\"} 2")
         );
-        assert!(text.contains(
-            "jenkins_operator_reconcile_errors_total{controller=\"jenkinscluster\",reason=\"KubeError\"} 1"
-        ));
+        assert!(text.contains(concat!(
+            "jenkins_operator_reconcile_errors_total",
+            "{controller=\"jenkinscluster\",reason=\"KubeError\"} 1"
+        )));
         assert!(text.contains(
             "jenkins_operator_reconcile_duration_seconds_count{controller=\"jenkinscluster\"} 2"
         ));

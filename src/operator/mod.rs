@@ -8,14 +8,14 @@ pub mod metrics;
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -44,7 +44,8 @@ pub enum Error {
     CrdMissing(String),
 
     #[error(
-        "the CustomResourceDefinition {name} does not serve version {version}: apply the crds/ of this release"
+        "the CustomResourceDefinition {name} does not serve version {version}: apply the crds/ \
+         of this release (kubectl apply --server-side -f crds/)"
     )]
     CrdVersion { name: String, version: String },
 
@@ -127,19 +128,25 @@ pub async fn run(
         jenkins,
     ));
 
-    // One signal, many listeners.
+    // One signal, many listeners. Readiness drops at once, so that probes see the replica
+    // going away while it finishes its work.
     let (stop_tx, stop) = watch::channel(false);
+    let stopping = health.clone();
     tokio::spawn(async move {
         shutdown.await;
+        stopping.set_stopping();
         let _ = stop_tx.send(true);
     });
 
+    // The endpoint outlives the controllers: /readyz answers 503 and /metrics stays readable
+    // until `run` returns.
+    let (finished_tx, finished) = watch::channel(false);
     if let Some(addr) = options.http_addr {
         let listener = health::bind(addr).await.map_err(|e| Error::Http(addr, e))?;
         info!(address = %addr, "serving /livez, /readyz and /metrics");
-        let (health, metrics, stop) = (health.clone(), metrics.clone(), stop.clone());
+        let (health, metrics) = (health.clone(), metrics.clone());
         tokio::spawn(async move {
-            if let Err(e) = health::serve(listener, health, metrics, stopped(stop)).await {
+            if let Err(e) = health::serve(listener, health, metrics, stopped(finished)).await {
                 warn!(error = %e, "the health endpoint failed");
             }
         });
@@ -151,7 +158,8 @@ pub async fn run(
         if let Some(config) = &options.leader {
             metrics.leader.set(0);
             health.set_ready(true);
-            info!(lease = %config.lease_name, identity = %config.identity, "waiting for the leader lease");
+            info!(lease = %config.lease_name, identity = %config.identity,
+                "waiting for the leader lease");
             tokio::select! {
                 acquired = leader::acquire(client.clone(), config) => match acquired {
                     Ok(held) => leadership = Some(held),
@@ -186,6 +194,7 @@ pub async fn run(
         }
     }
     health.set_stopping();
+    let _ = finished_tx.send(true);
     info!("the operator stopped");
     Ok(())
 }
@@ -214,19 +223,24 @@ async fn run_controllers(
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
     let labelled = watcher::Config::default().labels(CLUSTER_LABEL);
     let graceful = stopped(stop.clone());
-    let controller = Controller::new(
+
+    // Ready once the cluster cache holds its first full list. The stream tells: a second
+    // `Store::wait_until_ready` next to the controller's own would not do, as kube-runtime 5
+    // wakes only the last of several tasks waiting on it, so one of them would hang.
+    let (reader, writer) = reflector::store();
+    let ready_health = health.clone();
+    let clusters = watcher(
         Api::<JenkinsCluster>::all(client.clone()),
         watcher::Config::default(),
-    );
-
-    // Ready once the cluster cache holds its first full list.
-    let store = controller.store();
-    let ready_health = health.clone();
-    let readiness = tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
+    )
+    .reflect(writer)
+    .inspect_ok(move |event| {
+        if matches!(event, watcher::Event::InitDone) {
             ready_health.set_ready(true);
         }
-    });
+    })
+    .applied_objects();
+    let controller = Controller::for_stream(clusters, reader);
 
     info!("starting the JenkinsCluster controller");
     let controllers = controller
@@ -269,10 +283,23 @@ async fn run_controllers(
         .graceful_shutdown_on(graceful)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
-            if let Err(error) = result {
-                // Reconcile errors are logged by the error policy; these are watch and
-                // scheduling errors, which the controller retries by itself.
-                debug!(error = %error, "controller event");
+            use kube::runtime::controller::Error as ControllerError;
+            match result {
+                Ok(_) => {}
+                // After a deletion, events of the children still name the cluster: expected.
+                Err(ControllerError::ObjectNotFound(object)) => debug!(
+                    kind = %object.dyntype.kind,
+                    cluster = %object.name,
+                    "the cluster is gone; nothing to reconcile"
+                ),
+                // The error policy has logged it, with a Warning event.
+                Err(ControllerError::ReconcilerFailed(_, object)) => debug!(
+                    kind = %object.dyntype.kind,
+                    cluster = %object.name,
+                    "reconcile failed; retry scheduled"
+                ),
+                // Watch and scheduling errors, which the controller retries by itself.
+                Err(error) => debug!(error = %error, "controller event"),
             }
         });
 
@@ -291,7 +318,6 @@ async fn run_controllers(
         _ = bounded => Stopped::Shutdown,
         _ = lost => Stopped::LostLease,
     };
-    readiness.abort();
     health.set_ready(false);
     outcome
 }

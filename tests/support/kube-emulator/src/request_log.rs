@@ -20,6 +20,8 @@ pub struct RequestRecord {
     /// The `fieldManager` query parameter, when sent.
     pub field_manager: Option<String>,
     pub content_type: Option<String>,
+    /// The `User-Agent` header (empty when none): tells apart the clients of a test.
+    pub user_agent: String,
     /// The HTTP status code of the answer (200 for a watch that started streaming).
     pub status: u16,
 }

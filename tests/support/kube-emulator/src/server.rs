@@ -186,6 +186,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         name: None,
         field_manager: query.get("fieldManager").map(String::from),
         content_type: content_type.clone(),
+        user_agent: user_agent.clone(),
         status: 0,
     };
     if let Target::Resource(r) = &target {

@@ -346,10 +346,23 @@ impl Store {
             ));
         }
         check_type(kind, body)?;
-        if body.pointer("/metadata/name").and_then(Value::as_str) != Some(key.name.as_str()) {
-            return Err(ApiError::bad_request(
-                "the name of the object does not match the name on the URL",
-            ));
+        // As on the API server, the name is checked on the merged object: an apply to an
+        // existing object may leave metadata.name out (it keeps the live name); one that
+        // creates the object must carry it.
+        match body.pointer("/metadata/name").and_then(Value::as_str) {
+            Some(name) if name != key.name => {
+                return Err(ApiError::bad_request(
+                    "the name of the object does not match the name on the URL",
+                ));
+            }
+            None if !self.objects.contains_key(&key) => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({} based on URL) was undeterminable: name must be \
+                     provided",
+                    key.name
+                )));
+            }
+            _ => {}
         }
         let mut applied = body.clone();
         // An apply to the main resource does not touch status, one to /status only status.

@@ -248,3 +248,31 @@ async fn keyed_lists_merge_between_managers_and_apply_needs_a_field_manager() {
         "b"
     );
 }
+
+#[tokio::test]
+async fn an_apply_without_a_name_patches_an_existing_object_but_cannot_create_one() {
+    let emulator = Emulator::start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(emulator.client());
+    let nameless = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1"}});
+
+    let missing = status_of(
+        api.patch("settings", &apply("op"), &Patch::Apply(&nameless))
+            .await,
+    );
+    assert_eq!(missing.code, 400, "nothing names the new object");
+
+    let mut settings = ConfigMap::default();
+    settings.metadata.name = Some("settings".into());
+    api.create(&PostParams::default(), &settings)
+        .await
+        .expect("create");
+    let patched = api
+        .patch("settings", &apply("op"), &Patch::Apply(&nameless))
+        .await
+        .expect("apply to the existing object");
+    assert_eq!(patched.metadata.name.as_deref(), Some("settings"));
+    assert_eq!(
+        patched.data.and_then(|d| d.get("a").cloned()).as_deref(),
+        Some("1")
+    );
+}
