@@ -40,9 +40,13 @@ pub const MAX_CLUSTER_NAME: usize = 40;
         .message("metadata.name must be a DNS label that starts with a letter (it names a Service)")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "has(self.namespace) == has(oldSelf.namespace) && (!has(self.namespace) || self.namespace == oldSelf.namespace)"
+).message("spec.namespace cannot change: JENKINS_HOME and the admin Secret live in the old namespace; create a new JenkinsCluster instead"))]
 pub struct JenkinsClusterSpec {
     /// Namespace the master and its objects live in. Defaults to the resource's name. Created
-    /// when missing; a namespace that existed before is never deleted by the operator.
+    /// when missing; a namespace that existed before is never deleted by the operator. Cannot
+    /// change after creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 63),
@@ -424,4 +428,9 @@ pub struct JenkinsClusterStatus {
     /// Secret in the cluster's namespace with the administrator's `username` and `password`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_secret: Option<String>,
+
+    /// The namespace the operator installed Jenkins in. A spec that names another one is
+    /// refused, so that an installation is never left behind half-moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }

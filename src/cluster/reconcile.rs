@@ -216,6 +216,26 @@ impl Verdict {
 
 /// Brings the children in line with the spec, then Jenkins, and reports.
 async fn apply(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error> {
+    // The installation never moves: a changed namespace would start an empty Jenkins there and
+    // strand the old one. The CRD refuses the change; this covers clusters without CEL.
+    let namespace = cluster_namespace(cluster);
+    if let Some(installed) = cluster.status.as_ref().and_then(|s| s.namespace.as_ref())
+        && *installed != namespace
+    {
+        let message = format!(
+            "spec.namespace cannot change: Jenkins is installed in {installed}, the spec names \
+             {namespace}; set it back, or create a new JenkinsCluster"
+        );
+        report(
+            cluster,
+            ctx,
+            &Verdict::stalled("NamespaceChanged", message),
+            None,
+        )
+        .await?;
+        return Ok(Action::await_change());
+    }
+
     // The user's JCasC ConfigMaps must exist; their content is part of the configuration.
     let user_casc = match user_casc_digest(cluster, ctx).await? {
         Ok(digest) => digest,
@@ -718,13 +738,18 @@ async fn report(
         observed_generation: generation,
         url: Some(jenkins_url(cluster)),
         version,
+        namespace: old
+            .namespace
+            .clone()
+            .or_else(|| Some(cluster_namespace(cluster))),
         admin_secret,
     };
     let unchanged = conditions::same(&old.conditions, &new.conditions)
         && old.observed_generation == new.observed_generation
         && old.url == new.url
         && old.version == new.version
-        && old.admin_secret == new.admin_secret;
+        && old.admin_secret == new.admin_secret
+        && old.namespace == new.namespace;
     if unchanged {
         return Ok(());
     }
@@ -895,6 +920,12 @@ async fn cleanup(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Erro
     if let Some(live) = live
         && live.annotations().get(CREATED_BY) == Some(&name)
     {
+        // An existing claim is the user's data, and it lives in this namespace.
+        if let Some(claim) = &cluster.spec.persistence.existing_claim {
+            info!(namespace = %namespace, claim = %claim,
+                "keeping the namespace it created: it holds the existing claim");
+            return Ok(Action::await_change());
+        }
         if let Some(other) = other_cluster_using(cluster, &namespace, ctx).await? {
             info!(namespace = %namespace, other = %other,
                 "keeping the namespace it created: another JenkinsCluster uses it");

@@ -798,3 +798,92 @@ async fn deleting_a_cluster_keeps_the_namespace_it_created_while_another_uses_it
     let claim_after = claims.get_opt(&claim).await.expect("read").map(|c| c.uid());
     assert_eq!(claim_after, Some(claim_before), "the second cluster's data");
 }
+
+#[tokio::test]
+async fn a_changed_namespace_is_refused_and_nothing_moves() {
+    let env = Env::start().await;
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let name = cluster.name_any();
+    let ready = create_and_wait_ready(&env, &cluster).await;
+    let old_ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
+    assert_eq!(
+        ready.status.as_ref().and_then(|s| s.namespace.as_deref()),
+        Some(old_ns.as_str())
+    );
+
+    // A real API server refuses this with the CRD's CEL rule; the operator refuses it too.
+    let new_ns = env.name("moved");
+    patch_spec(&env, &name, json!({ "namespace": new_ns })).await;
+    let api: Api<JenkinsCluster> = Api::all(env.client.clone());
+    let stalled = eventually("the cluster to be Stalled", || {
+        let api = api.clone();
+        let name = name.clone();
+        async move {
+            let live = api.get(&name).await.ok()?;
+            let stalled = condition(&live, "Stalled")?;
+            (stalled.status == "True" && stalled.reason == "NamespaceChanged")
+                .then_some(stalled.clone())
+        }
+    })
+    .await;
+    assert!(stalled.message.contains(&old_ns), "{}", stalled.message);
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &new_ns);
+    assert!(
+        !exists(&deployments, &name).await,
+        "nothing is built in the new namespace"
+    );
+    let old: Api<Deployment> = Api::namespaced(env.client.clone(), &old_ns);
+    assert!(
+        exists(&old, &name).await,
+        "the installation stays where it is"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_cluster_keeps_the_namespace_that_holds_its_existing_claim() {
+    let env = Env::start().await;
+    let mut cluster = env.example_cluster("cluster-minimal.yaml");
+    cluster.spec.persistence.deletion_policy = DeletionPolicy::Delete;
+    cluster.spec.persistence.existing_claim = Some("precious".into());
+    let name = cluster.name_any();
+    let ns = cluster
+        .spec
+        .namespace
+        .clone()
+        .unwrap_or_else(|| name.clone());
+    let api: Api<JenkinsCluster> = Api::all(env.client.clone());
+    api.create(&PostParams::default(), &cluster)
+        .await
+        .expect("create");
+
+    // The operator creates the namespace; the user puts the claim in it.
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    eventually("the namespace", || {
+        let namespaces = namespaces.clone();
+        let ns = ns.clone();
+        async move { namespaces.get_opt(&ns).await.ok()?.map(|_| ()) }
+    })
+    .await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), &ns);
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": { "name": "precious" },
+        "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } }
+    }))
+    .expect("a claim");
+    claims
+        .create(&PostParams::default(), &claim)
+        .await
+        .expect("create the claim");
+    wait_ready(&env, &name).await;
+
+    api.delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_gone(&api, &name).await;
+    assert!(
+        exists(&claims, "precious").await,
+        "the existing claim survives"
+    );
+    let live = namespaces.get(&ns).await.expect("the namespace survives");
+    assert!(live.metadata.deletion_timestamp.is_none());
+}
