@@ -39,23 +39,28 @@ fn rendered(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Deserializes into the k8s-openapi type of its kind, failing on anything that does not fit.
+/// Deserializes into the k8s-openapi type of its kind and back: a field the type does not know
+/// (which serde would drop silently) shows up as a difference.
 fn check_type(object: &Value) {
+    fn round_trip<K: serde::de::DeserializeOwned + serde::Serialize>(kind: &str, v: &Value) {
+        let typed: K = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let back = serde_json::to_value(&typed).expect("serializes");
+        assert_eq!(
+            &back, v,
+            "{kind} carries fields its Kubernetes type does not know"
+        );
+    }
     let kind = object["kind"].as_str().expect("kind");
-    let fits = |r: Result<(), serde_json::Error>| r.unwrap_or_else(|e| panic!("{kind}: {e}"));
-    let v = object.clone();
     match kind {
-        "Namespace" => fits(serde_json::from_value::<Namespace>(v).map(drop)),
-        "Secret" => fits(serde_json::from_value::<Secret>(v).map(drop)),
-        "ServiceAccount" => fits(serde_json::from_value::<ServiceAccount>(v).map(drop)),
-        "Role" => fits(serde_json::from_value::<Role>(v).map(drop)),
-        "RoleBinding" => fits(serde_json::from_value::<RoleBinding>(v).map(drop)),
-        "ConfigMap" => fits(serde_json::from_value::<ConfigMap>(v).map(drop)),
-        "PersistentVolumeClaim" => {
-            fits(serde_json::from_value::<PersistentVolumeClaim>(v).map(drop))
-        }
-        "Service" => fits(serde_json::from_value::<Service>(v).map(drop)),
-        "Deployment" => fits(serde_json::from_value::<Deployment>(v).map(drop)),
+        "Namespace" => round_trip::<Namespace>(kind, object),
+        "Secret" => round_trip::<Secret>(kind, object),
+        "ServiceAccount" => round_trip::<ServiceAccount>(kind, object),
+        "Role" => round_trip::<Role>(kind, object),
+        "RoleBinding" => round_trip::<RoleBinding>(kind, object),
+        "ConfigMap" => round_trip::<ConfigMap>(kind, object),
+        "PersistentVolumeClaim" => round_trip::<PersistentVolumeClaim>(kind, object),
+        "Service" => round_trip::<Service>(kind, object),
+        "Deployment" => round_trip::<Deployment>(kind, object),
         other => panic!("unexpected kind {other}"),
     }
 }

@@ -332,7 +332,11 @@ fn check_agents(p: &mut Problems, cluster: &JenkinsCluster) {
             if deploy_labels.contains(label) {
                 p.add(
                     format!("{path}.label"),
-                    format!("label {label} belongs to the agent of environment; choose another"),
+                    format!(
+                        "label {label} is the label of environment {}'s deploy agent; choose \
+                         another",
+                        label.trim_start_matches("deploy-")
+                    ),
                 );
             }
         }
