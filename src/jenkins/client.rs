@@ -77,6 +77,54 @@ pub struct JenkinsConfig {
     pub retries: u32,
     /// First backoff delay; doubled after each attempt (default 100 ms).
     pub retry_backoff: Duration,
+    /// Told about every request sent (for metrics); none by default.
+    pub observer: Option<Arc<dyn RequestObserver>>,
+}
+
+/// Receives the endpoint and outcome of every request a client sends, for example to count
+/// them. Both are from small fixed sets, so they make good metric labels.
+pub trait RequestObserver: Send + Sync {
+    fn observe(&self, endpoint: &'static str, outcome: &'static str);
+}
+
+impl fmt::Debug for dyn RequestObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RequestObserver")
+    }
+}
+
+/// The kind of endpoint a request path addresses, named by its last segment(s); job and folder
+/// names never appear.
+pub fn endpoint(path: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "whoAmI/api/json",
+        "pluginManager/api/json",
+        "crumbIssuer/api/json",
+        "reload-configuration-as-code/",
+        "configuration-as-code/reload",
+        "queue/cancelItem",
+        "queue/api/json",
+        "logText/progressiveText",
+        "consoleText",
+        "config.xml",
+        "createItem",
+        "doDelete",
+        "buildWithParameters",
+        "build",
+        "stop",
+        "disable",
+        "enable",
+        "api/json",
+    ];
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.contains("/queue/item/") || trimmed.starts_with("queue/item/") {
+        return "queue/item";
+    }
+    KNOWN
+        .iter()
+        .find(|known| trimmed.ends_with(known.trim_end_matches('/')))
+        .copied()
+        .unwrap_or("other")
 }
 
 impl JenkinsConfig {
@@ -90,6 +138,7 @@ impl JenkinsConfig {
             request_timeout: Duration::from_secs(30),
             retries: 3,
             retry_backoff: Duration::from_millis(100),
+            observer: None,
         }
     }
 }
@@ -119,6 +168,7 @@ pub(crate) struct Inner {
     retries: u32,
     retry_backoff: Duration,
     crumbs: CrumbCache,
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 /// Whether a call may be repeated after a connection error or a 5xx.
@@ -233,6 +283,7 @@ impl JenkinsClient {
                 retries: config.retries,
                 retry_backoff: config.retry_backoff,
                 crumbs: CrumbCache::new(token),
+                observer: config.observer,
             }),
         })
     }
@@ -332,6 +383,16 @@ impl JenkinsClient {
                 .body(xml.clone());
         }
         let result = request.send().await;
+        if let Some(observer) = &self.inner.observer {
+            let outcome = match &result {
+                Ok(r) if r.status().is_success() || r.status().is_redirection() => "success",
+                Ok(r) if r.status().is_client_error() => "client_error",
+                Ok(_) => "server_error",
+                Err(e) if e.is_timeout() => "timeout",
+                Err(_) => "connection_error",
+            };
+            observer.observe(endpoint(url.path()), outcome);
+        }
         let response = match result {
             Ok(response) => response,
             Err(error) => {
@@ -477,4 +538,31 @@ fn strip_markup(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::endpoint;
+
+    #[test]
+    fn endpoints_name_the_kind_of_request_never_the_job() {
+        assert_eq!(endpoint("/job/team%20a/job/web/config.xml"), "config.xml");
+        assert_eq!(
+            endpoint("/jenkins/job/web/buildWithParameters"),
+            "buildWithParameters"
+        );
+        assert_eq!(endpoint("/job/web/build"), "build");
+        assert_eq!(endpoint("/queue/item/42/api/json"), "queue/item");
+        assert_eq!(
+            endpoint("/job/web/7/logText/progressiveText"),
+            "logText/progressiveText"
+        );
+        assert_eq!(endpoint("/whoAmI/api/json"), "whoAmI/api/json");
+        assert_eq!(endpoint("/job/web/api/json"), "api/json");
+        assert_eq!(
+            endpoint("/reload-configuration-as-code/"),
+            "reload-configuration-as-code/"
+        );
+        assert_eq!(endpoint("/some/thing/else"), "other");
+    }
 }

@@ -23,7 +23,9 @@ mod system;
 mod xml_compare;
 
 pub use builds::{Build, BuildRef, BuildResult, LogChunk};
-pub use client::{Credential, CredentialKind, JenkinsClient, JenkinsConfig};
+pub use client::{
+    Credential, CredentialKind, JenkinsClient, JenkinsConfig, RequestObserver, endpoint,
+};
 pub use error::JenkinsError;
 pub use jobs::{FOLDER_CONFIG, JobInfo, ParameterDefinition, ParameterKind};
 pub use names::{JobPath, validate_name};

@@ -4,7 +4,7 @@
 //! cluster so that the session cookie and CSRF crumb are reused between reconciles.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -15,7 +15,7 @@ use url::Url;
 use crate::api::JenkinsCluster;
 use crate::cluster::secrets::{PASSWORD_KEY, USERNAME_KEY};
 use crate::cluster::{admin_secret_name, cluster_namespace, jenkins_url};
-use crate::jenkins::{Credential, JenkinsClient, JenkinsConfig, JenkinsError};
+use crate::jenkins::{Credential, JenkinsClient, JenkinsConfig, JenkinsError, RequestObserver};
 
 /// Why the operator cannot talk to a cluster's Jenkins yet.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +61,7 @@ impl Default for ClientSettings {
 pub struct JenkinsClients {
     overrides: BTreeMap<String, Url>,
     settings: ClientSettings,
+    observer: Option<Arc<dyn RequestObserver>>,
     cache: Mutex<HashMap<String, Cached>>,
 }
 
@@ -83,8 +84,15 @@ impl JenkinsClients {
         Self {
             overrides,
             settings,
+            observer: None,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Tells `observer` about every request the clients send (the operator's metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The URL the operator uses for a cluster's Jenkins.
@@ -122,6 +130,7 @@ impl JenkinsClients {
         config.request_timeout = self.settings.request_timeout;
         config.retries = self.settings.retries;
         config.retry_backoff = self.settings.retry_backoff;
+        config.observer = self.observer.clone();
         let client = JenkinsClient::new(config)?;
         cache.insert(
             name,

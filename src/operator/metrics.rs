@@ -84,6 +84,16 @@ impl Default for Metrics {
     }
 }
 
+impl crate::jenkins::RequestObserver for Metrics {
+    fn observe(&self, endpoint: &'static str, outcome: &'static str) {
+        let labels = JenkinsLabels {
+            operation: endpoint,
+            outcome,
+        };
+        self.jenkins_requests.get_or_create(&labels).inc();
+    }
+}
+
 impl Metrics {
     /// Counts one finished reconcile.
     pub fn observe_reconcile(

@@ -120,7 +120,8 @@ pub async fn run(
     check_crds(&client).await?;
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
-    let jenkins = JenkinsClients::new(options.jenkins_urls.clone(), options.jenkins_client.clone());
+    let jenkins = JenkinsClients::new(options.jenkins_urls.clone(), options.jenkins_client.clone())
+        .with_observer(metrics.clone());
     let ctx = Arc::new(Context::new(
         client.clone(),
         options.settings.clone(),

@@ -73,6 +73,12 @@ async fn readyz_turns_200_only_after_the_cache_synced_and_metrics_count_reconcil
         "{durations} durations for {after} reconciles"
     );
     assert_eq!(operator.metric("jenkins_operator_leader").await, Some(1.0));
+
+    // Readiness asked Jenkins who the operator is: counted by endpoint and outcome only.
+    let who_am_i = "jenkins_operator_jenkins_requests_total\
+                    {operation=\"whoAmI/api/json\",outcome=\"success\"}";
+    let asked = operator.metric(who_am_i).await.unwrap_or(0.0);
+    assert!(asked >= 1.0, "{who_am_i} is {asked}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
