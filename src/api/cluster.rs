@@ -353,7 +353,8 @@ pub struct AgentContainer {
     #[schemars(length(min = 1, max = 512))]
     pub image: String,
 
-    /// Entrypoint. Tool containers usually keep running with `[sleep]` and args `[infinity]`.
+    /// Entrypoint. Tool containers must keep running while steps exec into them: when both
+    /// `command` and `args` are empty the operator uses `sleep infinity`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
     pub command: Vec<String>,
@@ -390,6 +391,12 @@ pub struct EnvironmentSpec {
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     )]
     pub namespace: String,
+
+    /// Image of the `kubectl` container in the `deploy-<name>` agent, which needs a shell and
+    /// kubectl. Defaults to a pinned `alpine/k8s` release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
 }
 
 /// What the operator observed of the cluster.

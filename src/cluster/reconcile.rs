@@ -23,9 +23,10 @@ use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
 use super::children::{ApplyPolicy, Child};
+use super::labels::CLUSTER_LABEL;
 use super::{
-    CLUSTER_LABEL, FIELD_MANAGER, GeneratedSecrets, admin_secret_name, cluster_namespace, desired,
-    jenkins_url,
+    FIELD_MANAGER, GeneratedSecrets, admin_secret_name, cluster_namespace, desired,
+    home_claim_name, jenkins_url,
 };
 use crate::api::cluster::{DeletionPolicy, JenkinsCluster, JenkinsClusterStatus};
 use crate::api::conditions::{self, Desired, READY, RECONCILING, STALLED};
@@ -73,7 +74,12 @@ impl Error {
             Error::Kube { .. } => "KubernetesApiError",
             Error::Encode { .. } => "EncodingError",
             Error::Random(_) => "RandomSourceError",
-            Error::Finalizer(_) => "FinalizerError",
+            Error::Finalizer(inner) => match inner.as_ref() {
+                // The finalizer helper wraps what our apply and cleanup returned.
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.reason(),
+                _ => "FinalizerError",
+            },
         }
     }
 }
@@ -547,7 +553,7 @@ async fn cleanup(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Erro
     }
 
     if cluster.spec.persistence.existing_claim.is_none() {
-        let claim = format!("{name}-home");
+        let claim = home_claim_name(cluster);
         let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
         match api.delete(&claim, &DeleteParams::background()).await {
             Ok(_) => {

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::api::JenkinsCluster;
-use crate::cluster::CLUSTER_LABEL;
+use crate::cluster::labels::{CLUSTER_LABEL, MANAGED_BY};
 use crate::cluster::reconcile::{error_policy, reconcile};
 use context::{Context, Settings};
 use health::Health;
@@ -199,7 +199,8 @@ async fn run_controllers(
     options: &RunOptions,
 ) -> Stopped {
     let client = ctx.client.clone();
-    let children = watcher::Config::default().labels(crate::cluster::MANAGED_BY_SELECTOR);
+    let children =
+        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
     let graceful = stopped(stop.clone());
     let controller = Controller::new(
         Api::<JenkinsCluster>::all(client.clone()),

@@ -47,6 +47,11 @@ impl Env {
 
     /// Starts the backend and installs the CRDs, without the operator.
     pub async fn without_operator() -> Env {
+        // Logs show up with `RUST_LOG=info cargo test -- --nocapture`.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let (client, emulator, suffix) = match std::env::var(REAL_CLUSTER_ENV) {
             Ok(path) => {
                 let kubeconfig = Kubeconfig::read_from(&path).expect("read the test kubeconfig");

@@ -133,8 +133,15 @@ async fn a_new_cluster_gets_every_child_and_becomes_ready() {
         .await
     );
     assert!(exists(&Api::<ServiceAccount>::namespaced(c.clone(), &ns), &name).await);
-    assert!(exists(&Api::<Role>::namespaced(c.clone(), &ns), &name).await);
-    assert!(exists(&Api::<RoleBinding>::namespaced(c.clone(), &ns), &name).await);
+    // The kubernetes plugin's rights live where the agent pods run.
+    let agents = ready
+        .spec
+        .agents
+        .namespace
+        .clone()
+        .unwrap_or_else(|| ns.clone());
+    assert!(exists(&Api::<Role>::namespaced(c.clone(), &agents), &name).await);
+    assert!(exists(&Api::<RoleBinding>::namespaced(c.clone(), &agents), &name).await);
     assert!(
         exists(
             &Api::<ConfigMap>::namespaced(c.clone(), &ns),
@@ -188,12 +195,13 @@ async fn a_converged_cluster_reconciles_without_writes() {
     };
     let cluster = env.example_cluster("cluster-agents-environments.yaml");
     let name = cluster.name_any();
-    create_and_wait_ready(&env, &cluster).await;
+    let ready = create_and_wait_ready(&env, &cluster).await;
+    let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
 
     // Let in-flight work settle, then watch several resyncs.
     tokio::time::sleep(env.settings.resync).await;
     emulator.clear_requests();
-    let deployment_path = format!("/apis/apps/v1/namespaces/{name}/deployments/{name}");
+    let deployment_path = format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}");
     eventually("three more reconciles", || async {
         let reads = emulator
             .requests()
@@ -364,4 +372,201 @@ async fn an_invalid_spec_stalls_with_a_message_and_recovers_when_fixed() {
         condition(&ready, "Stalled").map(|c| c.status.as_str()),
         Some("False")
     );
+}
+
+/// Names of every object the operator made for a cluster, by kind, from the cluster label.
+async fn children_by_kind(env: &Env, name: &str) -> BTreeMap<&'static str, Vec<String>> {
+    let selector = format!("jenkins.ci/cluster={name}");
+    let params = kube::api::ListParams::default().labels(&selector);
+    let c = env.client.clone();
+    let mut found = BTreeMap::new();
+    macro_rules! collect {
+        ($kind:literal, $type:ty) => {{
+            let list = Api::<$type>::all(c.clone())
+                .list_metadata(&params)
+                .await
+                .expect("list");
+            let mut names: Vec<String> = list
+                .items
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{}/{}",
+                        o.metadata.namespace.clone().unwrap_or_default(),
+                        o.name_any()
+                    )
+                })
+                .collect();
+            names.sort();
+            found.insert($kind, names);
+        }};
+    }
+    collect!("Namespace", Namespace);
+    collect!("PersistentVolumeClaim", PersistentVolumeClaim);
+    collect!("Secret", Secret);
+    collect!("ServiceAccount", ServiceAccount);
+    collect!("Role", Role);
+    collect!("RoleBinding", RoleBinding);
+    collect!("ConfigMap", ConfigMap);
+    collect!("Service", Service);
+    collect!("Deployment", Deployment);
+    found
+}
+
+#[tokio::test]
+async fn api_errors_are_retried_until_the_cluster_converges() {
+    let env = Env::start().await;
+    let Some(emulator) = env.emulator_or_skip("API error retries", "fault injection") else {
+        return;
+    };
+    // The first three attempts to apply the Deployment fail.
+    emulator.inject(kube_emulator::Fault::FailNext {
+        verb: Some(kube_emulator::Verb::Patch),
+        resource: Some("deployments".into()),
+        count: 3,
+        code: 500,
+    });
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let name = cluster.name_any();
+    create_and_wait_ready(&env, &cluster).await;
+
+    let deployment_patches: Vec<u16> = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.resource.as_deref() == Some("deployments"))
+        .map(|r| r.status)
+        .collect();
+    // An apply that creates the object answers 201 Created.
+    assert_eq!(
+        deployment_patches,
+        vec![500, 500, 500, 201],
+        "three failures, then success"
+    );
+
+    // Each failure was reported as a Warning event on the cluster.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(env.client.clone());
+    let warnings = events
+        .list(&Default::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str()))
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .collect::<Vec<_>>();
+    assert!(
+        !warnings.is_empty(),
+        "reconcile errors become Warning events"
+    );
+    assert_eq!(warnings[0].reason.as_deref(), Some("KubernetesApiError"));
+}
+
+#[tokio::test]
+async fn random_api_errors_and_dropped_watches_still_converge_without_duplicates() {
+    let env = Env::start().await;
+    let Some(emulator) = env.emulator_or_skip("chaos", "fault injection") else {
+        return;
+    };
+    emulator.inject(kube_emulator::Fault::ErrorRate {
+        verb: None,
+        resource: None,
+        per_mille: 100,
+        // kube retries 503 and 429 by itself; 500 reaches the operator.
+        code: 500,
+        seed: 7,
+    });
+    let cluster = env.example_cluster("cluster-agents-environments.yaml");
+    let name = cluster.name_any();
+    let api: Api<JenkinsCluster> = Api::all(env.client.clone());
+    // The test's own create may hit an injected error too.
+    eventually("the JenkinsCluster to be created", || {
+        let api = api.clone();
+        let cluster = cluster.clone();
+        async move {
+            match api.create(&PostParams::default(), &cluster).await {
+                Ok(_) => Some(()),
+                Err(kube::Error::Api(s)) if s.code == 409 => Some(()),
+                Err(_) => None,
+            }
+        }
+    })
+    .await;
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        emulator.inject(kube_emulator::Fault::DropWatches);
+    }
+    emulator.clear_faults();
+    let ready = wait_ready(&env, &name).await;
+
+    let children = children_by_kind(&env, &name).await;
+    let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
+    assert_eq!(children["Deployment"], vec![format!("{ns}/{name}")]);
+    assert_eq!(children["Service"], vec![format!("{ns}/{name}")]);
+    assert_eq!(
+        children["PersistentVolumeClaim"],
+        vec![format!("{ns}/{name}-home")]
+    );
+    assert_eq!(
+        children["Secret"],
+        vec![
+            format!("{ns}/{name}-admin"),
+            format!("{ns}/{name}-casc-reload")
+        ]
+    );
+    assert_eq!(
+        children["ConfigMap"].len(),
+        2,
+        "casc and plugins: {:?}",
+        children["ConfigMap"]
+    );
+}
+
+#[tokio::test]
+async fn an_operator_restarted_mid_convergence_converges() {
+    let mut env = Env::start().await;
+    let Some(emulator) = env
+        .emulator_or_skip("restart", "control over Deployment rollout")
+        .cloned()
+    else {
+        return;
+    };
+    // Hold the rollout so that the operator is stopped while the cluster is still coming up.
+    emulator.set_deployments_become_ready(false);
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let name = cluster.name_any();
+    let api: Api<JenkinsCluster> = Api::all(env.client.clone());
+    api.create(&PostParams::default(), &cluster)
+        .await
+        .expect("create");
+    eventually("the cluster to be Reconciling", || {
+        let api = api.clone();
+        let name = name.clone();
+        async move {
+            let live = api.get(&name).await.ok()?;
+            (condition(&live, "Reconciling")?.status == "True").then_some(())
+        }
+    })
+    .await;
+    let admin_before = Api::<Secret>::namespaced(env.client.clone(), &name)
+        .get(&format!("{name}-admin"))
+        .await
+        .expect("admin secret")
+        .metadata
+        .uid;
+
+    env.stop_operator().await;
+    env.start_operator().await;
+    emulator.set_deployments_become_ready(true);
+    wait_ready(&env, &name).await;
+
+    // The restart did not regenerate credentials or duplicate anything.
+    let admin_after = Api::<Secret>::namespaced(env.client.clone(), &name)
+        .get(&format!("{name}-admin"))
+        .await
+        .expect("admin secret")
+        .metadata
+        .uid;
+    assert_eq!(admin_before, admin_after);
+    let children = children_by_kind(&env, &name).await;
+    assert_eq!(children["Deployment"], vec![format!("{name}/{name}")]);
 }

@@ -1,0 +1,285 @@
+//! `render` on every example: the objects are real Kubernetes objects, labelled, owned as
+//! specified and named within Kubernetes' limits; bad input gives clear errors, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use jenkins_operator::cluster::render::render;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use serde_json::Value;
+
+fn examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("examples/ exists")
+        .map(|entry| entry.expect("readable entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .filter(|path| {
+            let text = std::fs::read_to_string(path).expect("readable example");
+            text.lines()
+                .any(|line| line.trim() == "kind: JenkinsCluster")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn rendered(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).expect("readable example");
+    let stream = render(&text).unwrap_or_else(|e| panic!("{} renders: {e}", path.display()));
+    stream
+        .split("\n---\n")
+        .map(|doc| doc.trim_start_matches("---\n"))
+        .filter(|doc| !doc.trim().is_empty())
+        .map(|doc| serde_saphyr::from_str(doc).expect("each document is YAML"))
+        .collect()
+}
+
+/// Deserializes into the k8s-openapi type of its kind, failing on anything that does not fit.
+fn check_type(object: &Value) {
+    let kind = object["kind"].as_str().expect("kind");
+    let fits = |r: Result<(), serde_json::Error>| r.unwrap_or_else(|e| panic!("{kind}: {e}"));
+    let v = object.clone();
+    match kind {
+        "Namespace" => fits(serde_json::from_value::<Namespace>(v).map(drop)),
+        "Secret" => fits(serde_json::from_value::<Secret>(v).map(drop)),
+        "ServiceAccount" => fits(serde_json::from_value::<ServiceAccount>(v).map(drop)),
+        "Role" => fits(serde_json::from_value::<Role>(v).map(drop)),
+        "RoleBinding" => fits(serde_json::from_value::<RoleBinding>(v).map(drop)),
+        "ConfigMap" => fits(serde_json::from_value::<ConfigMap>(v).map(drop)),
+        "PersistentVolumeClaim" => {
+            fits(serde_json::from_value::<PersistentVolumeClaim>(v).map(drop))
+        }
+        "Service" => fits(serde_json::from_value::<Service>(v).map(drop)),
+        "Deployment" => fits(serde_json::from_value::<Deployment>(v).map(drop)),
+        other => panic!("unexpected kind {other}"),
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+#[test]
+fn there_are_three_cluster_examples() {
+    let names: Vec<String> = examples()
+        .iter()
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "cluster-agents-environments.yaml",
+            "cluster-minimal.yaml",
+            "cluster-prefix-existing-claim.yaml"
+        ]
+    );
+}
+
+#[test]
+fn every_rendered_object_is_a_labelled_correctly_owned_kubernetes_object() {
+    for path in examples() {
+        let objects = rendered(&path);
+        assert!(
+            objects.len() >= 10,
+            "{}: {} objects",
+            path.display(),
+            objects.len()
+        );
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let retain = !text.contains("deletionPolicy: Delete");
+        for object in &objects {
+            check_type(object);
+            let kind = object["kind"].as_str().expect("kind");
+            let meta = &object["metadata"];
+            let name = meta["name"].as_str().expect("name");
+            let what = format!("{}: {kind} {name}", path.display());
+
+            let labels = &meta["labels"];
+            assert_eq!(labels["app.kubernetes.io/name"], "jenkins", "{what}");
+            assert_eq!(
+                labels["app.kubernetes.io/managed-by"], "jenkins-operator",
+                "{what}"
+            );
+            let instance = labels["app.kubernetes.io/instance"]
+                .as_str()
+                .expect("instance");
+            assert_eq!(labels["jenkins.ci/cluster"], instance, "{what}");
+            assert!(labels["app.kubernetes.io/component"].is_string(), "{what}");
+            for value in labels.as_object().expect("labels map").values() {
+                assert!(value.as_str().expect("string label").len() <= 63, "{what}");
+            }
+
+            let owners = meta["ownerReferences"].as_array();
+            let unowned = kind == "Namespace" || (kind == "PersistentVolumeClaim" && retain);
+            if unowned {
+                assert!(owners.is_none(), "{what} must not be owned");
+            } else {
+                let owner = &owners.unwrap_or_else(|| panic!("{what} is owned"))[0];
+                assert_eq!(owner["apiVersion"], "jenkins.ci/v1alpha1", "{what}");
+                assert_eq!(owner["kind"], "JenkinsCluster", "{what}");
+                assert_eq!(owner["name"], instance, "{what}");
+                assert_eq!(owner["controller"], true, "{what}");
+                assert_eq!(owner["blockOwnerDeletion"], true, "{what}");
+                assert!(!owner["uid"].as_str().expect("uid").is_empty(), "{what}");
+            }
+
+            // Namespaces and Services are DNS labels; the rest DNS subdomains.
+            match kind {
+                "Namespace" | "Service" => assert!(is_dns_label(name), "{what}"),
+                _ => assert!(is_dns_subdomain(name), "{what}"),
+            }
+            if let Some(ns) = meta["namespace"].as_str() {
+                assert!(is_dns_label(ns), "{what}: namespace {ns}");
+            }
+        }
+    }
+}
+
+#[test]
+fn rendered_secrets_show_placeholders_not_passwords() {
+    let objects =
+        rendered(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster-minimal.yaml"));
+    let secrets: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "Secret").collect();
+    assert_eq!(secrets.len(), 2);
+    assert_eq!(
+        secrets[0]["stringData"]["password"],
+        "<generated at apply time>"
+    );
+    assert_eq!(
+        secrets[1]["stringData"]["token"],
+        "<generated at apply time>"
+    );
+}
+
+const GOOD: &str = "apiVersion: jenkins.ci/v1alpha1\nkind: JenkinsCluster\nmetadata:\n  name: ci\n";
+
+fn first_error(yaml: &str) -> String {
+    let error = render(yaml).expect_err("bad input is refused");
+    error.diagnostics[0].to_string()
+}
+
+#[test]
+fn malformed_yaml_gives_line_and_column() {
+    let message = first_error(&format!("{GOOD}spec:\n  master: {{image: [x\n"));
+    let mut parts = message.splitn(3, ':');
+    assert!(
+        parts.next().expect("line").parse::<u64>().is_ok(),
+        "{message}"
+    );
+    assert!(
+        parts.next().expect("column").parse::<u64>().is_ok(),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_unknown_field_is_named_with_its_position() {
+    let message = first_error(&format!("{GOOD}spec:\n  persistance: {{size: 1Gi}}\n"));
+    assert!(
+        message.starts_with("6:3: unknown field spec.persistance"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_name_too_long_is_refused() {
+    let yaml = GOOD.replace("name: ci", &format!("name: {}", "c".repeat(41)));
+    let message = first_error(&format!("{yaml}spec: {{}}\n"));
+    assert!(message.starts_with("4:9: metadata.name: "), "{message}");
+    assert!(message.contains("at most 40"), "{message}");
+}
+
+#[test]
+fn duplicate_template_labels_are_refused() {
+    let message = first_error(&format!(
+        "{GOOD}spec:\n  agents:\n    templates:\n\
+         \x20     - {{name: a, label: java, containers: [{{name: a, image: a}}]}}\n\
+         \x20     - {{name: b, label: java, containers: [{{name: b, image: b}}]}}\n"
+    ));
+    assert!(
+        message.contains("spec.agents.templates[1].label: label java"),
+        "{message}"
+    );
+}
+
+#[test]
+fn duplicate_plugins_are_refused() {
+    let message = first_error(&format!(
+        "{GOOD}spec:\n  plugins:\n    - {{name: git, version: 5.7.0}}\n\
+         \x20   - {{name: git, version: 5.8.0}}\n"
+    ));
+    assert!(
+        message.contains("spec.plugins[1].name: plugin git is already listed"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_existing_claim_with_a_size_is_refused() {
+    let message = first_error(&format!(
+        "{GOOD}spec:\n  persistence:\n    existingClaim: data\n    size: 10Gi\n"
+    ));
+    assert!(
+        message.starts_with("7:20: spec.persistence.existingClaim: is set together with"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_binary_renders_an_example_and_refuses_a_bad_file() {
+    let binary = env!("CARGO_BIN_EXE_jenkins-operator");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster-minimal.yaml");
+    let ok = Command::new(binary)
+        .arg("render")
+        .arg(&example)
+        .output()
+        .expect("runs");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(stdout.contains("kind: Deployment"));
+
+    let bad =
+        std::env::temp_dir().join(format!("jenkins-operator-bad-{}.yaml", std::process::id()));
+    std::fs::write(&bad, format!("{GOOD}spec:\n  master: {{imag: x}}\n")).expect("write");
+    let failed = Command::new(binary)
+        .arg("render")
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    std::fs::remove_file(&bad).ok();
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {}:6:12: unknown field spec.master.imag",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+    assert!(failed.stdout.is_empty());
+
+    let missing = Command::new(binary)
+        .args(["render", "/nonexistent.yaml"])
+        .output()
+        .expect("runs");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).starts_with("error: /nonexistent.yaml: "));
+}
