@@ -37,7 +37,10 @@ use serde::{Deserialize, Serialize};
 pub struct JenkinsJobSpec {
     /// Name of the JenkinsCluster the job lives in. The cluster must admit this namespace
     /// (its `jobNamespaces`; by default only the cluster's own namespace).
-    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 40),
+        regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub cluster: String,
 
     /// Jenkins folder the job goes into, nested with `/` (for example `team-web/apps`).
@@ -62,7 +65,10 @@ pub struct JenkinsJobSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 20),
-        inner(length(min = 1, max = 100), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"))
+        inner(
+            length(min = 1, max = 100),
+            regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+        )
     )]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub branches: Vec<String>,
@@ -78,7 +84,10 @@ pub struct JenkinsJobSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 20),
-        inner(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))
+        inner(
+            length(min = 1, max = 40),
+            regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+        )
     )]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub environments: Vec<String>,
@@ -150,12 +159,18 @@ pub struct ScmSpec {
 #[serde(rename_all = "camelCase")]
 pub struct GitSpec {
     /// Clone URL (https, ssh or git).
-    #[schemars(length(min = 1, max = 2048), regex(pattern = r"^(https?|ssh|git)://\S+$|^[^@\s]+@[^:\s]+:\S+$"))]
+    #[schemars(
+        length(min = 1, max = 2048),
+        regex(pattern = r"^(https?|ssh|git)://\S+$|^[^@\s]+@[^:\s]+:\S+$")
+    )]
     pub url: String,
 
     /// Branch to build when `branches` is not set. Defaults to `main`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 100), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"))]
+    #[schemars(
+        length(min = 1, max = 100),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+    )]
     pub branch: Option<String>,
 
     /// Name of a Secret in this namespace with the credentials to clone: `username` and
@@ -199,7 +214,10 @@ pub struct ParameterSpec {
     /// Parameter name, available to the pipeline as `params.<name>` and as an environment
     /// variable. `ENVIRONMENT`, `TARGET_NAMESPACE` and names starting with `JENKINS_OPERATOR_`
     /// are reserved.
-    #[schemars(length(min = 1, max = 100), regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    #[schemars(
+        length(min = 1, max = 100),
+        regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")
+    )]
     #[x_kube(validation = Rule::new("!(self in ['ENVIRONMENT', 'TARGET_NAMESPACE']) && !self.startsWith('JENKINS_OPERATOR_')")
         .message("ENVIRONMENT, TARGET_NAMESPACE and JENKINS_OPERATOR_* are set by the operator"))]
     pub name: String,
