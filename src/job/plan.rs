@@ -23,6 +23,8 @@ use super::invalid::{InvalidJob, Problems};
 use super::names::{MAX_CREDENTIALS_ID, check_item_name, credentials_id};
 use crate::api::JenkinsCluster;
 use crate::api::cluster::EnvironmentSpec;
+#[cfg(test)]
+use crate::api::job::{BuildDiscarderSpec, ParameterSpec, TriggersSpec};
 use crate::api::job::{JenkinsJob, JenkinsJobSpec, ParameterType};
 
 /// What kind of Jenkins item a generated job is.
@@ -496,3 +498,6 @@ fn source_field(spec: &JenkinsJobSpec, target: &JobTarget<'_>) -> String {
         None => "metadata.name".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests;

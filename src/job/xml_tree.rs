@@ -1,9 +1,9 @@
 //! A small XML tree for tests: generated documents are parsed back with quick-xml's reader and
 //! asserted element by element, never compared as text.
 
-use quick_xml::Reader;
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesStart, Event};
+use quick_xml::{Reader, XmlVersion};
 
 /// An element: its name, attributes, child elements and (for leaves) its text.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -57,15 +57,15 @@ impl Node {
 pub fn parse(xml: &str) -> Node {
     let mut reader = Reader::from_str(xml);
     reader.config_mut().enable_all_checks(true);
-    let mut version = quick_xml::XmlVersion::Implicit1_0;
+    let mut version = XmlVersion::Implicit1_0;
     let mut stack: Vec<Node> = vec![Node::default()];
     loop {
         let event = reader.read_event().expect("well-formed XML");
         match event {
             Event::Decl(decl) => version = decl.xml_version().expect("a valid version"),
-            Event::Start(start) => stack.push(open(&start)),
+            Event::Start(start) => stack.push(open(&start, version)),
             Event::Empty(start) => {
-                let node = open(&start);
+                let node = open(&start, version);
                 stack.last_mut().expect("a parent").children.push(node);
             }
             Event::End(_) => {
@@ -105,14 +105,17 @@ pub fn parse(xml: &str) -> Node {
     root
 }
 
-fn open(start: &BytesStart<'_>) -> Node {
-    let name = String::from_utf8(start.name().as_ref().to_vec()).expect("UTF-8 name");
+fn open(start: &BytesStart<'_>, version: XmlVersion) -> Node {
+    let name = start.name().as_ref().to_string();
     let attributes = start
         .attributes()
         .map(|a| {
             let a = a.expect("a valid attribute");
-            let key = String::from_utf8(a.key.as_ref().to_vec()).expect("UTF-8 key");
-            let value = a.unescape_value().expect("an escaped value").into_owned();
+            let key = a.key.as_ref().to_string();
+            let value = a
+                .normalized_value(version)
+                .expect("an escaped value")
+                .into_owned();
             (key, value)
         })
         .collect();
