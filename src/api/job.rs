@@ -32,7 +32,16 @@ use serde::{Deserialize, Serialize};
     validation = Rule::new("!has(self.branches) || size(self.branches) == 0 || has(self.pipeline.scm)")
         .message("branches needs pipeline.scm: an inline script has no branches"),
     validation = Rule::new("!has(self.triggers) || !has(self.triggers.pollScm) || has(self.pipeline.scm)")
-        .message("triggers.pollScm needs pipeline.scm: there is no repository to poll")
+        .message("triggers.pollScm needs pipeline.scm: there is no repository to poll"),
+    validation = Rule::new(concat!(
+        "!has(self.multibranch) || ((!has(self.parameters) || size(self.parameters) == 0)",
+        " && !has(self.triggers) && !has(self.buildDiscarder)",
+        " && (!has(self.concurrentBuilds) || self.concurrentBuilds))"
+    ))
+    .message(concat!(
+        "with multibranch, each branch's Jenkinsfile declares its parameters, triggers,",
+        " buildDiscarder and disableConcurrentBuilds"
+    ))
 )]
 pub struct JenkinsJobSpec {
     /// Name of the JenkinsCluster the job lives in. The cluster must admit this namespace
@@ -74,13 +83,16 @@ pub struct JenkinsJobSpec {
     pub branches: Vec<String>,
 
     /// Let Jenkins discover the branches of the repository (a multibranch pipeline) instead
-    /// of listing them. Needs `pipeline.scm`.
+    /// of listing them. Needs `pipeline.scm`. Each branch's Jenkinsfile then configures its
+    /// job, so `parameters`, `triggers`, `buildDiscarder` and `concurrentBuilds: false` are
+    /// not allowed here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multibranch: Option<MultibranchSpec>,
 
     /// Environments of the cluster to deploy to: one job per environment (named
-    /// `<name>-<environment>`), each running on that environment's `deploy-<environment>`
-    /// agent with ENVIRONMENT and TARGET_NAMESPACE set.
+    /// `<name>-<environment>`). Each job has the parameters ENVIRONMENT, TARGET_NAMESPACE and
+    /// AGENT_LABEL (`deploy-<environment>`, the agent that may deploy there); pipelines run
+    /// their deploy steps with `agent { label params.AGENT_LABEL }`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 20),
@@ -212,14 +224,14 @@ pub struct MultibranchSpec {
 )]
 pub struct ParameterSpec {
     /// Parameter name, available to the pipeline as `params.<name>` and as an environment
-    /// variable. `ENVIRONMENT`, `TARGET_NAMESPACE` and names starting with `JENKINS_OPERATOR_`
-    /// are reserved.
+    /// variable. `ENVIRONMENT`, `TARGET_NAMESPACE`, `AGENT_LABEL` and names starting with
+    /// `JENKINS_OPERATOR_` are reserved: the operator declares them.
     #[schemars(
         length(min = 1, max = 100),
         regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")
     )]
-    #[x_kube(validation = Rule::new("!(self in ['ENVIRONMENT', 'TARGET_NAMESPACE']) && !self.startsWith('JENKINS_OPERATOR_')")
-        .message("ENVIRONMENT, TARGET_NAMESPACE and JENKINS_OPERATOR_* are set by the operator"))]
+    #[x_kube(validation = Rule::new("!(self in ['ENVIRONMENT', 'TARGET_NAMESPACE', 'AGENT_LABEL']) && !self.startsWith('JENKINS_OPERATOR_')")
+        .message("ENVIRONMENT, TARGET_NAMESPACE, AGENT_LABEL and JENKINS_OPERATOR_* are set by the operator"))]
     pub name: String,
 
     /// `string`, `choice` or `boolean`.
@@ -352,4 +364,24 @@ pub struct BuildSummary {
     /// SUCCESS, UNSTABLE, FAILURE, NOT_BUILT or ABORTED; absent while running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn the_schema_reserves_operator_parameters_and_keeps_multibranch_to_its_jenkinsfile() {
+        let crd = serde_json::to_string(&JenkinsJob::crd()).expect("the CRD serializes");
+        assert!(crd.contains("'AGENT_LABEL'"), "reserved parameter rule");
+        assert!(
+            crd.contains(
+                "!has(self.multibranch) || ((!has(self.parameters) || size(self.parameters) == 0) \
+                 && !has(self.triggers) && !has(self.buildDiscarder) \
+                 && (!has(self.concurrentBuilds) || self.concurrentBuilds))"
+            ),
+            "multibranch rule"
+        );
+    }
 }

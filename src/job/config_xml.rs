@@ -33,6 +33,10 @@
 //! `agent { label params.AGENT_LABEL }`; the agent's `kubectl` container also has ENVIRONMENT
 //! and TARGET_NAMESPACE set by the pod template, whatever the job passes.
 //!
+//! Multibranch projects cannot pass these parameters: Jenkins creates their branch jobs from
+//! each Jenkinsfile, and core Jenkins has no folder-level way to add parameters or environment
+//! variables to them. Their names carry the environment (`<name>-<env>`).
+//!
 //! ## Plugin attributes
 //! Jenkins writes `plugin="name@version"` attributes; they only record which plugin version
 //! saved a document, Jenkins ignores them on reading, and the operator does not know the
