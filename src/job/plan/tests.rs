@@ -534,7 +534,11 @@ fn injection_corpus_round_trips_exactly() {
             choices: Vec::new(),
             description: Some(text.to_string()),
         }];
-        let config = only_config(&job);
+        let xml = &planned(&job).jobs[0].config_xml;
+        // The same characters whichever XML version a parser applies.
+        let as_xml_1_0 = xml.replacen("version=\"1.1\"", "version=\"1.0\"", 1);
+        assert_eq!(parse(&as_xml_1_0), parse(xml), "{text:?}");
+        let config = parse(xml);
         assert_eq!(config.text_at("description"), *text);
         assert_eq!(
             config.text_at("definition/script"),
@@ -646,4 +650,35 @@ fn the_same_spec_gives_the_same_bytes_and_any_change_changes_the_hash() {
         let plan = planned(&changed);
         assert_ne!(plan.jobs[0].config_hash, *hash, "{what}");
     }
+}
+
+#[test]
+fn choices_and_cron_text_round_trip_exactly() {
+    let mut job = inline();
+    let choices = ["<eu>", "us & ca", "\"quoted\" 'single'", "]]>", "日本 🚀"];
+    job.spec.parameters = vec![ParameterSpec {
+        name: "REGION".into(),
+        type_: ParameterType::Choice,
+        default: Some("us & ca".into()),
+        choices: choices.iter().map(|c| c.to_string()).collect(),
+        description: None,
+    }];
+    job.spec.triggers = Some(TriggersSpec {
+        cron: Some("# nightly <at> 2 & more\nTZ=Europe/Paris\nH 2 * * *".into()),
+        poll_scm: None,
+    });
+    let config = only_config(&job);
+    let region = parameter(&config, "REGION");
+    let values: Vec<&str> = region
+        .at("choices/a")
+        .children
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect();
+    assert_eq!(values, choices);
+    assert_eq!(region.text_at("defaultValue"), "us & ca");
+    assert_eq!(
+        config.text_at(&format!("{TRIGGERS}/hudson.triggers.TimerTrigger/spec")),
+        "# nightly <at> 2 & more\nTZ=Europe/Paris\nH 2 * * *"
+    );
 }
