@@ -1,9 +1,13 @@
 //! Custom resource types of the `jenkins.ci` API group and the helpers they share.
 
+pub mod build;
 pub mod cluster;
 pub mod conditions;
+pub mod job;
 
+pub use build::{JenkinsBuild, JenkinsBuildSpec, JenkinsBuildStatus};
 pub use cluster::{JenkinsCluster, JenkinsClusterSpec, JenkinsClusterStatus};
+pub use job::{JenkinsJob, JenkinsJobSpec, JenkinsJobStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -13,6 +17,7 @@ pub const GROUP: &str = "jenkins.ci";
 
 /// Every CustomResourceDefinition the operator serves, in install order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
+    // JenkinsJob and JenkinsBuild join once their controllers exist (issues 5 and 6).
     vec![JenkinsCluster::crd()]
 }
 
