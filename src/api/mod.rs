@@ -17,8 +17,7 @@ pub const GROUP: &str = "jenkins.ci";
 
 /// Every CustomResourceDefinition the operator serves, in install order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    // JenkinsJob and JenkinsBuild join once their controllers exist (issues 5 and 6).
-    vec![JenkinsCluster::crd()]
+    vec![JenkinsCluster::crd(), JenkinsJob::crd(), JenkinsBuild::crd()]
 }
 
 /// The CRDs as one multi-document YAML stream, as `jenkins-operator crds` prints it and as
