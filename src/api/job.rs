@@ -1,7 +1,7 @@
 //! The `JenkinsJob` custom resource: a pipeline kept in sync with Jenkins through its REST API,
 //! fanned out over environments and branches.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -328,6 +328,16 @@ pub struct JenkinsJobStatus {
     /// Result of the most recent finished build among the jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_result: Option<String>,
+
+    /// The Secret (`namespace/name`) the operator copied into the cluster's namespace as a
+    /// Jenkins credential, deleted with this resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_secret: Option<String>,
+
+    /// When the operator last compared the jobs' live config.xml with the spec to repair
+    /// edits made in the Jenkins UI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drift_check: Option<Time>,
 }
 
 /// One Jenkins job generated from a JenkinsJob.
@@ -352,6 +362,15 @@ pub struct GeneratedJobStatus {
     /// The latest build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_build: Option<BuildSummary>,
+
+    /// Hash of the config.xml the operator last sent: an unchanged spec sends nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+
+    /// Hash of the config.xml as Jenkins stored it after the operator's last write, so that
+    /// Jenkins' own rewriting of a document is not mistaken for an edit in the UI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_config_hash: Option<String>,
 }
 
 /// A build, briefly.

@@ -4,12 +4,13 @@
 //! cluster so that the session cookie and CSRF crumb are reused between reconciles.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::api::JenkinsCluster;
@@ -44,6 +45,8 @@ pub struct ClientSettings {
     pub request_timeout: Duration,
     pub retries: u32,
     pub retry_backoff: Duration,
+    /// Requests the job and build controllers may have in flight towards one Jenkins.
+    pub concurrency: usize,
 }
 
 impl Default for ClientSettings {
@@ -53,6 +56,7 @@ impl Default for ClientSettings {
             request_timeout: Duration::from_secs(30),
             retries: 2,
             retry_backoff: Duration::from_millis(200),
+            concurrency: 8,
         }
     }
 }
@@ -62,6 +66,7 @@ pub struct JenkinsClients {
     overrides: BTreeMap<String, Url>,
     settings: ClientSettings,
     cache: Mutex<HashMap<String, Cached>>,
+    permits: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 struct Cached {
@@ -84,7 +89,19 @@ impl JenkinsClients {
             overrides,
             settings,
             cache: Mutex::new(HashMap::new()),
+            permits: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The permits that bound the requests in flight towards one cluster's Jenkins: hold one
+    /// around every call, so that a thousand JenkinsJobs resyncing at once queue here rather
+    /// than in Jenkins' request threads.
+    pub fn permits(&self, cluster: &str) -> Arc<Semaphore> {
+        let mut permits = self.permits.lock().unwrap_or_else(|e| e.into_inner());
+        permits
+            .entry(cluster.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.settings.concurrency.max(1))))
+            .clone()
     }
 
     /// The URL the operator uses for a cluster's Jenkins.

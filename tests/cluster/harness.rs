@@ -47,6 +47,7 @@ pub fn fast_settings() -> Settings {
         backoff_base: Duration::from_millis(100),
         backoff_cap: Duration::from_secs(2),
         jenkins_stall_after: Duration::from_secs(600),
+        job_drift_check: Duration::from_secs(60),
     }
 }
 
@@ -168,6 +169,7 @@ impl Env {
                     request_timeout: Duration::from_secs(5),
                     retries: 1,
                     retry_backoff: Duration::from_millis(20),
+                    ..ClientSettings::default()
                 },
                 ..RunOptions::default()
             };
