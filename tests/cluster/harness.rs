@@ -215,6 +215,11 @@ impl Env {
         Some(jenkins.clone())
     }
 
+    /// The emulated Jenkins of the cluster `name`; `None` on a real cluster.
+    pub fn jenkins_emulator(&self, name: &str) -> Option<Arc<JenkinsEmulator>> {
+        self.jenkins.get(name).map(|(jenkins, _)| jenkins.clone())
+    }
+
     /// Stops the controllers (graceful shutdown) and waits until they are gone.
     pub async fn stop_operator(&mut self) {
         if let Some((task, stop)) = self.operator.take() {
@@ -280,6 +285,9 @@ fn example_cluster_names() -> Vec<String> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).expect("examples/ exists").flatten() {
         let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        if !text.lines().any(|line| line.trim() == "kind: JenkinsCluster") {
+            continue;
+        }
         if let Ok(cluster) = serde_saphyr::from_str::<JenkinsCluster>(&text) {
             names.push(cluster.name_any());
         }
