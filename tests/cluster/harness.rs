@@ -285,7 +285,10 @@ fn example_cluster_names() -> Vec<String> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).expect("examples/ exists").flatten() {
         let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        if !text.lines().any(|line| line.trim() == "kind: JenkinsCluster") {
+        if !text
+            .lines()
+            .any(|line| line.trim() == "kind: JenkinsCluster")
+        {
             continue;
         }
         if let Ok(cluster) = serde_saphyr::from_str::<JenkinsCluster>(&text) {

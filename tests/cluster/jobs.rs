@@ -10,6 +10,7 @@ use jenkins_emulator::{Fault, JenkinsEmulator};
 use jenkins_operator::api::JenkinsCluster;
 use jenkins_operator::api::job::{JenkinsJob, JobDeletionPolicy};
 use jenkins_operator::jenkins::{JenkinsClient, JenkinsConfig, JobPath};
+use jenkins_operator::job::tenancy::older_first;
 use jenkins_operator::operator::jenkins_clients::read_admin_credentials;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -278,8 +279,15 @@ async fn an_inline_job_becomes_a_pipeline_with_its_parameters_and_cron_in_nested
         [job.spec.pipeline.script.clone().expect("script")]
     );
     assert_eq!(texts(&xml, "sandbox"), ["true"]);
-    assert_eq!(texts(&xml, "name"), ["VERSION", "TARGET", "DRY_RUN"]);
-    assert_eq!(texts(&xml, "description")[0], "Nightly checks of the web app");
+    // The user's parameters, then the one the operator keeps for JenkinsBuilds.
+    assert_eq!(
+        texts(&xml, "name"),
+        ["VERSION", "TARGET", "DRY_RUN", "JENKINS_OPERATOR_BUILD_ID"]
+    );
+    assert_eq!(
+        texts(&xml, "description")[0],
+        "Nightly checks of the web app"
+    );
     assert!(texts(&xml, "string").contains(&"staging".to_string()));
     assert_eq!(texts(&xml, "spec"), ["H 2 * * *"]);
     assert_eq!(texts(&xml, "numToKeep"), ["20"]);
@@ -303,7 +311,11 @@ async fn an_scm_job_fans_out_over_branches_and_environments_without_leaking_its_
         .create(&PostParams::default(), &secret)
         .await
         .expect("create the git Secret");
-    create_job(&env, &example_job("job-scm-environments.yaml", &ns, &cluster)).await;
+    create_job(
+        &env,
+        &example_job("job-scm-environments.yaml", &ns, &cluster),
+    )
+    .await;
 
     let synced = wait_synced(&env, &ns, "web").await;
     let status = synced.status.clone().expect("status");
@@ -329,12 +341,18 @@ async fn an_scm_job_fans_out_over_branches_and_environments_without_leaking_its_
     assert_eq!(texts(&xml, "scriptPath"), ["ci/Jenkinsfile"]);
     assert!(texts(&xml, "name").contains(&"*/release/1.x".to_string()));
     let parameters = texts(&xml, "name");
-    assert!(parameters.contains(&"ENVIRONMENT".to_string()), "{parameters:?}");
+    assert!(
+        parameters.contains(&"ENVIRONMENT".to_string()),
+        "{parameters:?}"
+    );
     assert!(texts(&xml, "defaultValue").contains(&"prod".to_string()));
 
     // The credential copy, where the credentials provider reads it, with the plugin's label.
     let copies: Api<Secret> = Api::namespaced(env.client.clone(), &cluster_ns(&cluster));
-    let copy = copies.get(&credential_id).await.expect("the credential copy");
+    let copy = copies
+        .get(&credential_id)
+        .await
+        .expect("the credential copy");
     let labels = copy.labels();
     assert_eq!(labels["jenkins.io/credentials-type"], "usernamePassword");
     let data = copy.data.clone().expect("data");
@@ -351,8 +369,7 @@ async fn an_scm_job_fans_out_over_branches_and_environments_without_leaking_its_
     }
     let status_json = serde_json::to_string(&synced.status).expect("json");
     assert!(!status_json.contains(password));
-    let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(env.client.clone(), &ns);
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), &ns);
     for event in events.list(&Default::default()).await.expect("events") {
         let text = serde_json::to_string(&event).expect("json");
         assert!(!text.contains(password), "{text}");
@@ -362,7 +379,12 @@ async fn an_scm_job_fans_out_over_branches_and_environments_without_leaking_its_
     delete_job(&env, &ns, "web").await;
     wait_gone(&copies, &credential_id).await;
     for job in &status.jobs {
-        assert_eq!(jenkins.config(&job.full_name).await, None, "{}", job.full_name);
+        assert_eq!(
+            jenkins.config(&job.full_name).await,
+            None,
+            "{}",
+            job.full_name
+        );
     }
     if let Some(emulator) = jenkins.emulator() {
         assert!(emulator.jobs().contains(&ns), "the folder stays");
@@ -400,14 +422,20 @@ async fn a_converged_job_makes_no_writes_to_jenkins_or_the_api_server() {
         .filter(|r| r.method != "GET")
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
-    assert!(jenkins_writes.is_empty(), "wrote to Jenkins: {jenkins_writes:#?}");
+    assert!(
+        jenkins_writes.is_empty(),
+        "wrote to Jenkins: {jenkins_writes:#?}"
+    );
     let kube_writes: Vec<String> = kube
         .requests()
         .iter()
         .filter(|r| r.is_write())
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
-    assert!(kube_writes.is_empty(), "wrote to the API server: {kube_writes:#?}");
+    assert!(
+        kube_writes.is_empty(),
+        "wrote to the API server: {kube_writes:#?}"
+    );
 }
 
 #[tokio::test]
@@ -436,7 +464,7 @@ async fn an_edit_made_in_jenkins_is_repaired_on_the_drift_check() {
         let full_name = full_name.clone();
         async move {
             let xml = emulator.job_config(&full_name)?;
-            (texts(&xml, "description") == ["as declared"]).then_some(())
+            (texts(&xml, "description")[0] == "as declared").then_some(())
         }
     })
     .await;
@@ -472,7 +500,13 @@ async fn a_removed_environment_deletes_its_job_and_orphan_leaves_the_rest() {
     assert_eq!(jenkins.config(&format!("{ns}/app-prod")).await, None);
     assert!(jenkins.config(&format!("{ns}/app-dev")).await.is_some());
 
-    patch_job(&env, &ns, "app", json!({"spec": {"deletionPolicy": "Orphan"}})).await;
+    patch_job(
+        &env,
+        &ns,
+        "app",
+        json!({"spec": {"deletionPolicy": "Orphan"}}),
+    )
+    .await;
     let synced = wait_synced(&env, &ns, "app").await;
     assert_eq!(synced.spec.deletion_policy, JobDeletionPolicy::Orphan);
     delete_job(&env, &ns, "app").await;
@@ -514,17 +548,20 @@ async fn injection_text_round_trips_and_control_characters_are_refused_before_je
     let env = Env::start().await;
     let (cluster, jenkins) = ready_cluster(&env, "cluster-minimal.yaml").await;
     let ns = cluster_ns(&cluster);
-    let corpus = "a ]]> b </script> & \"double\" 'single' <tag attr=\"x\"> ünïcödé 日本 🚀 \u{2028}";
+    let corpus =
+        "a ]]> b </script> & \"double\" 'single' <tag attr=\"x\"> ünïcödé 日本 🚀 \u{2028}";
     let mut job = inline_job("inject", &ns, &cluster);
     job.spec.description = Some(corpus.to_string());
-    job.spec.pipeline.script = Some(format!("echo '{corpus}'\n// ]]><![CDATA[ </flow-definition>"));
+    job.spec.pipeline.script = Some(format!(
+        "echo '{corpus}'\n// ]]><![CDATA[ </flow-definition>"
+    ));
     create_job(&env, &job).await;
     wait_synced(&env, &ns, "inject").await;
     let xml = jenkins
         .config(&format!("{ns}/inject"))
         .await
         .expect("config.xml");
-    assert_eq!(texts(&xml, "description"), [corpus]);
+    assert_eq!(texts(&xml, "description")[0], corpus);
     assert_eq!(
         texts(&xml, "script"),
         [job.spec.pipeline.script.clone().expect("script")]
@@ -573,31 +610,50 @@ async fn a_name_conflict_marks_only_the_newer_resource() {
     for ns in [&a, &b] {
         create_namespace(&env, ns, &[("jenkins.ci/jobs", "platform")]).await;
     }
-    let mut older = inline_job("app", &a, &cluster);
-    older.spec.folder = Some(shared.clone());
-    create_job(&env, &older).await;
+    let mut first = inline_job("app", &a, &cluster);
+    first.spec.folder = Some(shared.clone());
+    first.spec.description = Some(format!("by {a}"));
+    create_job(&env, &first).await;
     wait_synced(&env, &a, "app").await;
 
     // Jenkins compares names ignoring case: SHARED/app is the same item.
-    let mut newer = inline_job("app", &b, &cluster);
-    newer.spec.folder = Some(shared.to_uppercase());
-    newer.spec.description = Some("the newer one".into());
-    create_job(&env, &newer).await;
-    let conflicted = wait_condition(&env, &b, "app", "Synced", "False", "NameConflict").await;
-    let message = &condition(&conflicted, "Stalled").expect("Stalled").message;
-    assert!(message.contains(&format!("{a}/app")), "{message}");
+    let mut second = inline_job("app", &b, &cluster);
+    second.spec.folder = Some(shared.to_uppercase());
+    second.spec.description = Some(format!("by {b}"));
+    create_job(&env, &second).await;
 
-    // The older keeps working, and its job is untouched.
-    let older_now = wait_synced(&env, &a, "app").await;
+    // Creation times have a resolution of one second; within the same second the operator
+    // orders by uid. Whichever the rule makes older keeps the job.
+    let get = |ns: String| {
+        let api: Api<JenkinsJob> = Api::namespaced(env.client.clone(), &ns);
+        async move { api.get("app").await.expect("read the JenkinsJob") }
+    };
+    let (first, second) = (get(a.clone()).await, get(b.clone()).await);
+    let (older, newer) = match older_first(&first, &second) {
+        std::cmp::Ordering::Less => (first, second),
+        _ => (second, first),
+    };
+    let (older_ns, newer_ns) = (
+        older.namespace().expect("ns"),
+        newer.namespace().expect("ns"),
+    );
+    let conflicted =
+        wait_condition(&env, &newer_ns, "app", "Synced", "False", "NameConflict").await;
+    let message = &condition(&conflicted, "Stalled").expect("Stalled").message;
+    assert!(message.contains(&format!("{older_ns}/app")), "{message}");
+
+    // The older keeps working, and the job says what the older declares.
+    let older_now = wait_synced(&env, &older_ns, "app").await;
     assert_eq!(
         condition(&older_now, "Ready").map(|c| c.status.as_str()),
         Some("True")
     );
-    let xml = jenkins
-        .config(&format!("{shared}/app"))
-        .await
-        .expect("config.xml");
-    assert!(!xml.contains("the newer one"));
+    let xml = eventually("the job to say what the older declares", || async {
+        let xml = jenkins.config(&format!("{shared}/app")).await?;
+        (texts(&xml, "description")[0] == format!("by {older_ns}")).then_some(xml)
+    })
+    .await;
+    assert!(!xml.contains(&format!("by {newer_ns}")));
 }
 
 #[tokio::test]
@@ -618,7 +674,13 @@ async fn an_unavailable_jenkins_makes_the_job_unsynced_until_it_recovers_and_del
         count: u32::MAX,
         status: 503,
     });
-    patch_job(&env, &ns, "steady", json!({"spec": {"description": "changed"}})).await;
+    patch_job(
+        &env,
+        &ns,
+        "steady",
+        json!({"spec": {"description": "changed"}}),
+    )
+    .await;
     let waiting = wait_condition(&env, &ns, "steady", "Synced", "False", "JenkinsStarting").await;
     assert_eq!(
         condition(&waiting, "Reconciling").map(|c| c.status.as_str()),
@@ -630,7 +692,7 @@ async fn an_unavailable_jenkins_makes_the_job_unsynced_until_it_recovers_and_del
     let xml = emulator
         .job_config(&format!("{ns}/steady"))
         .expect("the job is still there");
-    assert_eq!(texts(&xml, "description"), ["changed"]);
+    assert_eq!(texts(&xml, "description")[0], "changed");
     let destructive: Vec<String> = emulator
         .requests()
         .iter()
