@@ -6,10 +6,10 @@
 //! named with the credential id the generated config.xml refers to ([`super::names`]), so
 //! config.xml only ever holds the id. Key mapping:
 //!
-//! | source keys | credential type | copied keys |
-//! |---|---|---|
-//! | `ssh-privatekey` (+ `username`, `passphrase`) | `basicSSHUserPrivateKey` | `privateKey`, `username` (default `git`), `passphrase` |
-//! | `username` + `password` (or `token`) | `usernamePassword` | `username`, `password` |
+//! - `ssh-privatekey` (with optional `username`, `passphrase`) becomes a
+//!   `basicSSHUserPrivateKey` with `privateKey`, `username` (default `git`) and `passphrase`;
+//! - `username` with `password` (or `token`) becomes a `usernamePassword` with `username`
+//!   and `password`.
 //!
 //! The copy is owned by the JenkinsCluster (garbage collected with it) and labelled with the
 //! source namespace; the JenkinsJob's finalizer deletes it (a namespaced JenkinsJob cannot own

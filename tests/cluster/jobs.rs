@@ -337,7 +337,7 @@ async fn an_scm_job_fans_out_over_branches_and_environments_without_leaking_its_
         .await
         .expect("config.xml");
     assert_eq!(texts(&xml, "url"), ["https://git.example/web.git"]);
-    assert_eq!(texts(&xml, "credentialsId"), [credential_id.clone()]);
+    assert_eq!(texts(&xml, "credentialsId")[0], credential_id);
     assert_eq!(texts(&xml, "scriptPath"), ["ci/Jenkinsfile"]);
     assert!(texts(&xml, "name").contains(&"*/release/1.x".to_string()));
     let parameters = texts(&xml, "name");
