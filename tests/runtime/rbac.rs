@@ -192,7 +192,10 @@ async fn job_life(backend: &Backend) {
         .create(&PostParams::default(), &secret)
         .await
         .expect("create the git Secret");
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/job-scm-environments.yaml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/job-scm-environments.yaml"
+    );
     let text = std::fs::read_to_string(path).expect("read the example");
     let job: JenkinsJob = serde_saphyr::from_str(&text).expect("parse the example");
     let jobs: Api<JenkinsJob> = Api::namespaced(backend.client.clone(), "team-web");
