@@ -79,6 +79,16 @@ struct RunArgs {
     /// Seconds a request to Jenkins may take.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     jenkins_timeout_seconds: u64,
+
+    /// Requests the operator may have in flight towards one Jenkins at a time (JenkinsJob
+    /// and JenkinsBuild controllers together).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
+    jenkins_concurrency: u64,
+
+    /// Seconds between reads of every job's live config.xml to repair edits made in the
+    /// Jenkins UI (between them, an unchanged JenkinsJob costs no config.xml request).
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(10..))]
+    job_drift_check_seconds: u64,
 }
 
 /// Parses `NAME=URL` of `--jenkins-url`.
@@ -202,6 +212,7 @@ fn run_options(
     RunOptions {
         settings: Settings {
             resync: Duration::from_secs(args.resync_seconds),
+            job_drift_check: Duration::from_secs(args.job_drift_check_seconds),
             ..Settings::default()
         },
         http_addr: Some(args.http_addr),
@@ -210,6 +221,8 @@ fn run_options(
         jenkins_urls: args.jenkins_urls.iter().cloned().collect(),
         jenkins_client: ClientSettings {
             request_timeout: Duration::from_secs(args.jenkins_timeout_seconds),
+            // The range above keeps it small.
+            concurrency: usize::try_from(args.jenkins_concurrency).unwrap_or(8),
             ..ClientSettings::default()
         },
     }

@@ -1,9 +1,13 @@
 //! Custom resource types of the `jenkins.ci` API group and the helpers they share.
 
+pub mod build;
 pub mod cluster;
 pub mod conditions;
+pub mod job;
 
+pub use build::{JenkinsBuild, JenkinsBuildSpec, JenkinsBuildStatus};
 pub use cluster::{JenkinsCluster, JenkinsClusterSpec, JenkinsClusterStatus};
+pub use job::{JenkinsJob, JenkinsJobSpec, JenkinsJobStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -13,7 +17,11 @@ pub const GROUP: &str = "jenkins.ci";
 
 /// Every CustomResourceDefinition the operator serves, in install order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![JenkinsCluster::crd()]
+    vec![
+        JenkinsCluster::crd(),
+        JenkinsJob::crd(),
+        JenkinsBuild::crd(),
+    ]
 }
 
 /// The CRDs as one multi-document YAML stream, as `jenkins-operator crds` prints it and as

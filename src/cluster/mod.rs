@@ -162,6 +162,8 @@ pub fn desired(
     out.push(child(&rbac::service_account(cluster), apply));
     out.push(child(&rbac::agent_role(cluster), apply));
     out.push(child(&rbac::agent_role_binding(cluster), apply));
+    out.push(child(&rbac::credentials_role(cluster), apply));
+    out.push(child(&rbac::credentials_role_binding(cluster), apply));
     for env in environments {
         out.push(child(
             &environments::deploy_service_account(cluster, env),
@@ -219,6 +221,8 @@ mod tests {
                 "ServiceAccount ci/ci",
                 "Role ci/ci",
                 "RoleBinding ci/ci",
+                "Role ci/ci-credentials",
+                "RoleBinding ci/ci-credentials",
                 "ConfigMap ci/ci-casc",
                 "ConfigMap ci/ci-plugins",
                 "PersistentVolumeClaim ci/ci-home",

@@ -15,13 +15,17 @@ pub const PLUGINS_KEY: &str = "plugins.txt";
 /// Plugins the operator's configuration needs, pinned. This is the set the jenkinsci Helm chart
 /// pins for current LTS releases: kubernetes (agents), workflow-aggregator (Pipeline, which
 /// brings workflow-multibranch, cloudbees-folder and credentials along), git (SCM checkout) and
-/// configuration-as-code (everything the operator configures). Their dependencies are resolved
+/// configuration-as-code (everything the operator configures), plus kubernetes-credentials-provider
+/// (JenkinsJobs' git Secrets become credentials; the version is the current release on
+/// plugins.jenkins.io at the time of writing, needing Jenkins 2.504.3 or later; it has not
+/// been installed on a real Jenkins by the tests). Their dependencies are resolved
 /// by `jenkins-plugin-cli --latest false` to the lowest version that satisfies them, so the
 /// installed set is the same on every start.
 pub const BASE_PLUGINS: &[(&str, &str)] = &[
     ("configuration-as-code", "2065.v7a_20a_b_d84088"),
     ("git", "5.10.1"),
     ("kubernetes", "4423.vb_59f230b_ce53"),
+    ("kubernetes-credentials-provider", "1.303.vdfcf47fb_b_fef"),
     ("workflow-aggregator", "608.v67378e9d3db_1"),
 ];
 
@@ -75,6 +79,7 @@ mod tests {
             "configuration-as-code:2065.v7a_20a_b_d84088\n\
              git:5.10.1\n\
              kubernetes:4423.vb_59f230b_ce53\n\
+             kubernetes-credentials-provider:1.303.vdfcf47fb_b_fef\n\
              workflow-aggregator:608.v67378e9d3db_1\n"
         );
     }
@@ -95,7 +100,7 @@ mod tests {
             lines.last(),
             Some(&"workflow-aggregator:608.v67378e9d3db_1")
         );
-        assert_eq!(lines.len(), 6);
+        assert_eq!(lines.len(), 7);
         assert!(!txt.contains("git:5.10.1"));
     }
 

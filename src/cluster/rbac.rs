@@ -1,6 +1,8 @@
 //! The identity of the Jenkins master and what it may do: the kubernetes plugin creates, watches
 //! and deletes agent pods in the agent namespace, execs into them for `container()` steps and
-//! reads their logs and events to report launch failures. Nothing else, and nowhere else.
+//! reads their logs and events to report launch failures; the kubernetes-credentials-provider
+//! plugin reads the Secrets of the master's own namespace (the credentials the JenkinsJob
+//! controller copies there). Nothing else, and nowhere else.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
@@ -87,6 +89,55 @@ pub fn agent_role_binding(cluster: &JenkinsCluster) -> RoleBinding {
     }
 }
 
+/// `<name>-credentials`: the Role and RoleBinding of the credentials provider.
+pub fn credentials_role_name(cluster: &JenkinsCluster) -> String {
+    format!("{}-credentials", cluster_name(cluster))
+}
+
+/// Role `<name>-credentials` in the cluster's namespace: the kubernetes-credentials-provider
+/// plugin lists and watches the Secrets of Jenkins' namespace and turns those labelled
+/// `jenkins.io/credentials-type` into credentials. Limited to that namespace, which holds
+/// only Jenkins' own Secrets and the credentials copied for JenkinsJobs.
+pub fn credentials_role(cluster: &JenkinsCluster) -> Role {
+    let namespace = cluster_namespace(cluster);
+    Role {
+        metadata: child_meta(
+            cluster,
+            &credentials_role_name(cluster),
+            Some(&namespace),
+            Component::Credentials,
+            Ownership::Owned,
+        ),
+        rules: Some(vec![rule("secrets", &["get", "list", "watch"])]),
+    }
+}
+
+/// RoleBinding `<name>-credentials`, granting [`credentials_role`] to the master.
+pub fn credentials_role_binding(cluster: &JenkinsCluster) -> RoleBinding {
+    let namespace = cluster_namespace(cluster);
+    let name = credentials_role_name(cluster);
+    RoleBinding {
+        metadata: child_meta(
+            cluster,
+            &name,
+            Some(&namespace),
+            Component::Credentials,
+            Ownership::Owned,
+        ),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name,
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: cluster_name(cluster).to_string(),
+            namespace: Some(namespace),
+            ..Subject::default()
+        }]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +162,26 @@ mod tests {
         assert_eq!(summary[2].0, "pods/log");
         assert_eq!(summary[3].0, "events");
         assert_eq!(summary.len(), 4, "no access to secrets or anything else");
+    }
+
+    #[test]
+    fn the_credentials_provider_reads_secrets_of_the_masters_namespace_only() {
+        let cluster = test_cluster(
+            "metadata: {name: ci}\nspec: {namespace: tools, agents: {namespace: builds}}\n",
+        );
+        let role = credentials_role(&cluster);
+        assert_eq!(role.metadata.namespace.as_deref(), Some("tools"));
+        let rules = role.rules.expect("rules");
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].resources, Some(vec!["secrets".to_string()]));
+        assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
+        let binding = credentials_role_binding(&cluster);
+        assert_eq!(binding.role_ref.name, "ci-credentials");
+        let subject = &binding.subjects.expect("subjects")[0];
+        assert_eq!(
+            (subject.name.as_str(), subject.namespace.as_deref()),
+            ("ci", Some("tools"))
+        );
     }
 
     #[test]

@@ -419,7 +419,7 @@ mod tests {
     #[test]
     fn a_minimal_cluster_renders_every_child_as_a_yaml_stream() {
         let out = render(MINIMAL).expect("renders");
-        assert_eq!(out.matches("---\n").count(), 11);
+        assert_eq!(out.matches("---\n").count(), 13);
         assert!(out.contains("kind: Deployment"));
         assert!(out.contains(PLACEHOLDER_UID));
         assert!(out.contains("password: <generated at apply time>"));

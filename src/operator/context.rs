@@ -25,6 +25,9 @@ pub struct Settings {
     /// How long Jenkins may stay silent after its Deployment rolled out before the cluster is
     /// reported Stalled (it recovers by itself once Jenkins answers).
     pub jenkins_stall_after: Duration,
+    /// How often the JenkinsJob controller reads every job's live config.xml to repair edits
+    /// made in the Jenkins UI. Between checks, an unchanged spec costs no config.xml request.
+    pub job_drift_check: Duration,
 }
 
 impl Default for Settings {
@@ -35,6 +38,7 @@ impl Default for Settings {
             backoff_base: Duration::from_secs(2),
             backoff_cap: Duration::from_secs(300),
             jenkins_stall_after: Duration::from_secs(600),
+            job_drift_check: Duration::from_secs(600),
         }
     }
 }

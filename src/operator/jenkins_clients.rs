@@ -10,6 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::api::JenkinsCluster;
@@ -44,6 +45,8 @@ pub struct ClientSettings {
     pub request_timeout: Duration,
     pub retries: u32,
     pub retry_backoff: Duration,
+    /// Requests the job and build controllers may have in flight towards one Jenkins.
+    pub concurrency: usize,
 }
 
 impl Default for ClientSettings {
@@ -53,6 +56,7 @@ impl Default for ClientSettings {
             request_timeout: Duration::from_secs(30),
             retries: 2,
             retry_backoff: Duration::from_millis(200),
+            concurrency: 8,
         }
     }
 }
@@ -63,6 +67,7 @@ pub struct JenkinsClients {
     settings: ClientSettings,
     observer: Option<Arc<dyn RequestObserver>>,
     cache: Mutex<HashMap<String, Cached>>,
+    permits: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 struct Cached {
@@ -86,6 +91,7 @@ impl JenkinsClients {
             settings,
             observer: None,
             cache: Mutex::new(HashMap::new()),
+            permits: Mutex::new(HashMap::new()),
         }
     }
 
@@ -93,6 +99,17 @@ impl JenkinsClients {
     pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
         self.observer = Some(observer);
         self
+    }
+
+    /// The permits that bound the requests in flight towards one cluster's Jenkins: hold one
+    /// around every call, so that a thousand JenkinsJobs resyncing at once queue here rather
+    /// than in Jenkins' request threads.
+    pub fn permits(&self, cluster: &str) -> Arc<Semaphore> {
+        let mut permits = self.permits.lock().unwrap_or_else(|e| e.into_inner());
+        permits
+            .entry(cluster.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.settings.concurrency.max(1))))
+            .clone()
     }
 
     /// The URL the operator uses for a cluster's Jenkins.

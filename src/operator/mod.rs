@@ -24,9 +24,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::api::JenkinsCluster;
+use crate::api::{JenkinsCluster, JenkinsJob};
 use crate::cluster::labels::{CLUSTER_LABEL, MANAGED_BY};
 use crate::cluster::reconcile::{error_policy, reconcile};
+use crate::job::reconcile as job_reconcile;
 use context::{Context, Settings};
 use health::Health;
 use jenkins_clients::{ClientSettings, JenkinsClients};
@@ -211,6 +212,53 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// The JenkinsJob controller: every JenkinsJob in every namespace, and each JenkinsCluster
+/// mapped to the JenkinsJobs that target it (they wait for it to exist and to be Ready).
+fn job_controller(
+    ctx: Arc<Context>,
+    stop: &watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + use<> {
+    let client = ctx.client.clone();
+    let controller = Controller::new(
+        Api::<JenkinsJob>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let jobs = controller.store();
+    let targets = jobs.clone();
+    let jctx = Arc::new(job_reconcile::JobContext { ctx, jobs });
+    info!("starting the JenkinsJob controller");
+    controller
+        .watches(
+            Api::<JenkinsCluster>::all(client),
+            watcher::Config::default(),
+            move |cluster: JenkinsCluster| {
+                let name = cluster.name_any();
+                targets
+                    .state_filter(|job| job.spec.cluster == name)
+                    .into_iter()
+                    .map(|job| ObjectRef::from_obj(job.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(stopped(stop.clone()))
+        .run(job_reconcile::reconcile, job_reconcile::error_policy, jctx)
+        .for_each(|result| async move {
+            use kube::runtime::controller::Error as ControllerError;
+            match result {
+                Ok(_) => {}
+                Err(ControllerError::ObjectNotFound(object)) => debug!(
+                    job = %object.name,
+                    "the JenkinsJob is gone; nothing to reconcile"
+                ),
+                Err(ControllerError::ReconcilerFailed(_, object)) => debug!(
+                    job = %object.name,
+                    "reconcile failed; retry scheduled"
+                ),
+                Err(error) => debug!(error = %error, "controller event"),
+            }
+        })
+}
+
 /// Runs the controllers until shutdown (graceful, bounded) or until `lost` (at once).
 async fn run_controllers(
     ctx: Arc<Context>,
@@ -282,7 +330,7 @@ async fn run_controllers(
             owning_cluster,
         )
         .graceful_shutdown_on(graceful)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
             use kube::runtime::controller::Error as ControllerError;
             match result {
@@ -304,7 +352,9 @@ async fn run_controllers(
             }
         });
 
-    // After a shutdown request the controller stops taking work; bound how long in-flight
+    let controllers = futures::future::join(controllers, job_controller(ctx.clone(), &stop));
+
+    // After a shutdown request the controllers stop taking work; bound how long in-flight
     // reconciles may take.
     let bounded = async {
         tokio::select! {

@@ -47,6 +47,7 @@ pub fn fast_settings() -> Settings {
         backoff_base: Duration::from_millis(100),
         backoff_cap: Duration::from_secs(2),
         jenkins_stall_after: Duration::from_secs(600),
+        job_drift_check: Duration::from_secs(60),
     }
 }
 
@@ -168,6 +169,7 @@ impl Env {
                     request_timeout: Duration::from_secs(5),
                     retries: 1,
                     retry_backoff: Duration::from_millis(20),
+                    ..ClientSettings::default()
                 },
                 ..RunOptions::default()
             };
@@ -211,6 +213,11 @@ impl Env {
             .get(name)
             .expect("an emulated Jenkins for this name");
         Some(jenkins.clone())
+    }
+
+    /// The emulated Jenkins of the cluster `name`; `None` on a real cluster.
+    pub fn jenkins_emulator(&self, name: &str) -> Option<Arc<JenkinsEmulator>> {
+        self.jenkins.get(name).map(|(jenkins, _)| jenkins.clone())
     }
 
     /// Stops the controllers (graceful shutdown) and waits until they are gone.
@@ -278,6 +285,12 @@ fn example_cluster_names() -> Vec<String> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).expect("examples/ exists").flatten() {
         let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        if !text
+            .lines()
+            .any(|line| line.trim() == "kind: JenkinsCluster")
+        {
+            continue;
+        }
         if let Ok(cluster) = serde_saphyr::from_str::<JenkinsCluster>(&text) {
             names.push(cluster.name_any());
         }

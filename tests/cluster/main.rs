@@ -4,6 +4,7 @@
 mod harness;
 mod jenkins;
 mod jenkins_pod;
+mod jobs;
 
 use std::collections::BTreeMap;
 

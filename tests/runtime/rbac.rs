@@ -168,6 +168,59 @@ async fn held_for_what_it_grants(backend: &Backend) -> Vec<Permission> {
     permissions
 }
 
+/// Creates, syncs and deletes the SCM example JenkinsJob in a namespace the cluster admits.
+async fn job_life(backend: &Backend) {
+    use jenkins_operator::api::JenkinsJob;
+    use k8s_openapi::api::core::v1::{Namespace, Secret};
+    use kube::api::PostParams;
+
+    let namespaces: Api<Namespace> = Api::all(backend.client.clone());
+    let namespace: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "team-web", "labels": {"jenkins.ci/jobs": "platform"}},
+    }))
+    .expect("a Namespace");
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create the team namespace");
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web-git", "namespace": "team-web"},
+        "stringData": {"username": "ci-bot", "password": "token"},
+    }))
+    .expect("a Secret");
+    Api::<Secret>::namespaced(backend.client.clone(), "team-web")
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the git Secret");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/job-scm-environments.yaml"
+    );
+    let text = std::fs::read_to_string(path).expect("read the example");
+    let job: JenkinsJob = serde_saphyr::from_str(&text).expect("parse the example");
+    let jobs: Api<JenkinsJob> = Api::namespaced(backend.client.clone(), "team-web");
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .expect("create the JenkinsJob");
+    eventually("the JenkinsJob to be synced", || async {
+        let live = jobs.get("web").await.ok()?;
+        let synced = live.status.as_ref()?.conditions.iter().any(|c| {
+            c.type_ == "Synced"
+                && c.status == "True"
+                && c.observed_generation == live.metadata.generation
+        });
+        synced.then_some(())
+    })
+    .await;
+    jobs.delete("web", &Default::default())
+        .await
+        .expect("delete the JenkinsJob");
+    eventually("the JenkinsJob to be gone", || async {
+        jobs.get_opt("web").await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_of_a_full_cluster_life_is_allowed_and_no_rule_is_unused() {
     let backend = Backend::start().await;
@@ -181,6 +234,11 @@ async fn every_call_of_a_full_cluster_life_is_allowed_and_no_rule_is_unused() {
     backend.create(&cluster).await;
     backend.wait_ready("platform").await;
     let mut needs_held = held_for_what_it_grants(&backend).await;
+
+    // A team's JenkinsJob with a git credential: the cluster is read, the team's namespace is
+    // admitted by its labels, the Secret is copied, the jobs are synced, and on deletion the
+    // jobs and the copy are removed.
+    job_life(&backend).await;
 
     let api: Api<JenkinsCluster> = Api::all(backend.client.clone());
     let change = serde_json::json!({"spec": {

@@ -1,0 +1,763 @@
+//! The JenkinsJob reconciler: find the cluster, check that it admits the job, plan, settle
+//! name conflicts, provide the credential, sync the jobs in Jenkins, and report the truth in
+//! the status.
+//!
+//! A converged JenkinsJob reconciles with reads only: the Jenkins side compares hashes (see
+//! [`super::sync`]), the credential copy is compared with what it would be, and the status is
+//! written only when it says something new.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::finalizer::{Event as Finalize, finalizer};
+use kube::runtime::reflector::Store;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{Instrument, debug, info, warn};
+
+use super::credentials::{UnusableSecret, credential_secret, up_to_date};
+use super::plan::{CredentialRef, JobPlan, plan};
+use super::sync::{self, Synced, Throttled};
+use super::tenancy::{admits, first_conflict, needs_namespace_labels};
+use crate::api::JenkinsCluster;
+use crate::api::conditions::{self, Desired, READY, RECONCILING, STALLED};
+use crate::api::job::{GeneratedJobStatus, JenkinsJob, JenkinsJobStatus, JobDeletionPolicy};
+use crate::cluster::reconcile::EVENT_NOTE_LIMIT;
+use crate::cluster::{FIELD_MANAGER, cluster_namespace, jenkins_url};
+use crate::jenkins::JenkinsError;
+use crate::operator::context::Context;
+use crate::operator::jenkins_clients::AccessError;
+
+/// Finalizer that lets the operator delete the Jenkins jobs and the credential copy.
+pub const FINALIZER: &str = "jenkins.ci/jobs";
+
+/// `Synced`: the jobs in Jenkins match the current spec.
+pub const SYNCED: &str = "Synced";
+
+/// What the JenkinsJob controller shares: the operator's context and the controller's cache
+/// of every JenkinsJob (name conflicts are found there, without API calls).
+pub struct JobContext {
+    pub ctx: Arc<Context>,
+    pub jobs: Store<JenkinsJob>,
+}
+
+/// Why a reconcile failed. Each variant names the operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to {action} {object}: {source}")]
+    Kube {
+        action: &'static str,
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error("failed to sync the jobs with Jenkins: {0}")]
+    Jenkins(#[source] JenkinsError),
+
+    #[error("failed to manage the finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// A short PascalCase reason for Events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube { .. } => "KubernetesApiError",
+            Error::Jenkins(e) if e.is_transient() => "JenkinsUnavailable",
+            Error::Jenkins(_) => "JenkinsRejected",
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.reason(),
+                _ => "FinalizerError",
+            },
+        }
+    }
+}
+
+fn kube_error(
+    action: &'static str,
+    object: impl Into<String>,
+) -> impl FnOnce(kube::Error) -> Error {
+    let object = object.into();
+    move |source| Error::Kube {
+        action,
+        object,
+        source,
+    }
+}
+
+/// The key of a JenkinsJob in the shared backoff counts (clusters use their bare name).
+fn backoff_key(job: &JenkinsJob) -> String {
+    format!(
+        "jenkinsjob:{}/{}",
+        job.namespace().unwrap_or_default(),
+        job.name_any()
+    )
+}
+
+/// Reconciles one JenkinsJob. The controller calls this for every event and resync.
+#[tracing::instrument(skip_all, fields(
+    kind = "JenkinsJob",
+    namespace = %job.namespace().unwrap_or_default(),
+    job = %job.name_any(),
+    cluster = %job.spec.cluster,
+))]
+pub async fn reconcile(job: Arc<JenkinsJob>, jctx: Arc<JobContext>) -> Result<Action, Error> {
+    let key = backoff_key(&job);
+    let started = std::time::Instant::now();
+    let namespace = job.namespace().unwrap_or_default();
+    let api: Api<JenkinsJob> = Api::namespaced(jctx.ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, job, |event| async {
+        match event {
+            Finalize::Apply(job) => apply(&job, &jctx).await,
+            Finalize::Cleanup(job) => cleanup(&job, &jctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if result.is_ok() {
+        jctx.ctx.reset_backoff(&key);
+    }
+    let reason = result.as_ref().err().map(Error::reason);
+    jctx.ctx
+        .metrics
+        .observe_reconcile("jenkinsjob", started.elapsed(), reason);
+    result
+}
+
+/// After a failed reconcile: a Warning event and a retry after a delay that doubles with
+/// every consecutive failure of the same JenkinsJob.
+#[tracing::instrument(skip_all, fields(
+    kind = "JenkinsJob",
+    namespace = %job.namespace().unwrap_or_default(),
+    job = %job.name_any(),
+    cluster = %job.spec.cluster,
+))]
+pub fn error_policy(job: Arc<JenkinsJob>, error: &Error, jctx: Arc<JobContext>) -> Action {
+    let delay = jctx.ctx.next_backoff(&backoff_key(&job));
+    warn!(error = %error, retry_in = ?delay, "reconcile failed; retrying");
+    let event = job_event(EventType::Warning, error.reason(), &error.to_string());
+    let reference = job.object_ref(&());
+    let recorder = jctx.ctx.recorder.clone();
+    tokio::spawn(
+        async move {
+            if let Err(e) = recorder.publish(&event, &reference).await {
+                debug!(error = %e, "failed to publish an event");
+            }
+        }
+        .in_current_span(),
+    );
+    Action::requeue(delay)
+}
+
+/// Where a JenkinsJob stands after a reconcile; becomes its conditions.
+enum Verdict {
+    /// The jobs in Jenkins match the spec.
+    Synced { count: usize },
+    /// Still working towards the spec; will get there without help.
+    Progressing {
+        reason: &'static str,
+        message: String,
+    },
+    /// Cannot get there without a change from the user or the environment.
+    Stalled {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+impl Verdict {
+    fn progressing(reason: &'static str, message: impl Into<String>) -> Self {
+        Verdict::Progressing {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    fn stalled(reason: &'static str, message: impl Into<String>) -> Self {
+        Verdict::Stalled {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// Ready and Synced say the same here (a JenkinsJob is usable once its jobs are in
+    /// Jenkins); Reconciling and Stalled follow kstatus.
+    fn conditions(&self) -> Vec<Desired> {
+        match self {
+            Verdict::Synced { count } => {
+                let message = format!("{count} Jenkins job(s) match the spec");
+                vec![
+                    Desired::new(READY, true, "Synced", message.clone()),
+                    Desired::new(SYNCED, true, "Synced", message),
+                    Desired::new(RECONCILING, false, "Synced", "nothing to do"),
+                    Desired::new(STALLED, false, "Synced", "nothing to do"),
+                ]
+            }
+            Verdict::Progressing { reason, message } => vec![
+                Desired::new(READY, false, reason, message.clone()),
+                Desired::new(SYNCED, false, reason, message.clone()),
+                Desired::new(RECONCILING, true, reason, message.clone()),
+                Desired::new(STALLED, false, reason, "progressing"),
+            ],
+            Verdict::Stalled { reason, message } => vec![
+                Desired::new(READY, false, reason, message.clone()),
+                Desired::new(SYNCED, false, reason, message.clone()),
+                Desired::new(RECONCILING, false, reason, "waiting for a change"),
+                Desired::new(STALLED, true, reason, message.clone()),
+            ],
+        }
+    }
+}
+
+/// What a successful sync changes in the status besides the conditions.
+struct Observed {
+    jobs: Vec<GeneratedJobStatus>,
+    last_result: Option<String>,
+    credential_secret: Option<String>,
+    last_drift_check: Option<Time>,
+}
+
+/// Brings Jenkins in line with the spec and reports.
+async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
+    let ctx = &jctx.ctx;
+    let settings = &ctx.settings;
+    let namespace = job.namespace().unwrap_or_default();
+
+    // The cluster must exist; the cluster watch brings us back when it appears.
+    let clusters: Api<JenkinsCluster> = Api::all(ctx.client.clone());
+    let cluster_name = &job.spec.cluster;
+    let cluster = clusters
+        .get_opt(cluster_name)
+        .await
+        .map_err(kube_error("read", format!("JenkinsCluster {cluster_name}")))?;
+    let Some(cluster) = cluster else {
+        let message = format!(
+            "spec.cluster: JenkinsCluster {cluster_name} does not exist; the jobs are created \
+             once it does"
+        );
+        report(
+            job,
+            ctx,
+            &Verdict::stalled("ClusterNotFound", message),
+            None,
+        )
+        .await?;
+        return Ok(Action::requeue(settings.resync));
+    };
+
+    // Multi-tenancy: the cluster must admit this namespace. Namespaces are not watched, so a
+    // label change is seen on the next resync.
+    if let Some(problem) = admission_problem(&cluster, &namespace, ctx).await? {
+        report(
+            job,
+            ctx,
+            &Verdict::stalled("NamespaceNotAdmitted", problem),
+            None,
+        )
+        .await?;
+        return Ok(Action::requeue(settings.resync));
+    }
+
+    // Plan: an invalid spec stalls until the spec or the cluster's environments change.
+    let plan = match plan(job, &cluster) {
+        Ok(plan) => plan,
+        Err(invalid) => {
+            let verdict = Verdict::stalled("InvalidSpec", invalid.to_string());
+            report(job, ctx, &verdict, None).await?;
+            return Ok(Action::await_change());
+        }
+    };
+
+    // Two resources producing the same Jenkins job: the older keeps it, this one waits.
+    if let Some(message) = name_conflict(job, &plan, &cluster, &jctx.jobs) {
+        report(job, ctx, &Verdict::stalled("NameConflict", message), None).await?;
+        return Ok(Action::requeue(settings.resync));
+    }
+
+    // Jenkins must be up; the cluster watch brings us back when it becomes Ready.
+    let cluster_ready = cluster
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, READY))
+        .filter(|c| c.status == "True");
+    if cluster_ready.is_none() {
+        let message = format!("waiting for JenkinsCluster {cluster_name} to be Ready");
+        report(
+            job,
+            ctx,
+            &Verdict::progressing("ClusterNotReady", message),
+            None,
+        )
+        .await?;
+        return Ok(Action::requeue(settings.resync));
+    }
+
+    // The credential: the team's Secret, copied where the credentials provider reads it.
+    let credential_secret = match &plan.credential {
+        Some(credential) => match ensure_credential(&cluster, credential, ctx).await? {
+            Ok(copy) => Some(copy),
+            Err(problem) => {
+                let verdict = Verdict::stalled("CredentialSecretInvalid", problem);
+                report(job, ctx, &verdict, None).await?;
+                // Secrets are not watched; look again soon.
+                return Ok(Action::requeue(settings.progress_poll));
+            }
+        },
+        None => None,
+    };
+    let recorded = job
+        .status
+        .as_ref()
+        .and_then(|s| s.credential_secret.clone());
+    if let Some(old) = recorded.filter(|old| Some(old) != credential_secret.as_ref()) {
+        release_credential(job, &old, &jctx.jobs, ctx).await?;
+    }
+
+    // Jenkins: create, update, repair and delete jobs.
+    let jenkins = match ctx.jenkins.client(&ctx.client, &cluster).await {
+        Ok((client, _admin)) => client,
+        Err(AccessError::ReadSecret { secret, source }) => {
+            return Err(Error::Kube {
+                action: "read",
+                object: format!("Secret {secret}"),
+                source,
+            });
+        }
+        Err(error) => {
+            let verdict = Verdict::stalled("JenkinsAccess", error.to_string());
+            report(job, ctx, &verdict, None).await?;
+            return Ok(Action::requeue(settings.progress_poll));
+        }
+    };
+    let throttled = Throttled::new(jenkins, ctx.jenkins.permits(cluster_name), &ctx.metrics);
+    let old = job.status.clone().unwrap_or_default();
+    let drift_check = drift_check_due(old.last_drift_check.as_ref(), settings.job_drift_check);
+    let base_url = jenkins_url(&cluster);
+    let synced = sync::sync(&throttled, &plan, &old.jobs, drift_check, &base_url).await;
+    let synced = match synced {
+        Ok(synced) => synced,
+        Err(error) => {
+            let verdict = jenkins_verdict(&error);
+            report(job, ctx, &verdict, None).await?;
+            return Err(Error::Jenkins(error));
+        }
+    };
+    announce(job, ctx, &synced).await;
+
+    // Report.
+    let observed = Observed {
+        last_result: synced.newest_result.clone().or(old.last_result.clone()),
+        jobs: synced.jobs,
+        credential_secret,
+        last_drift_check: if drift_check {
+            Some(Time(Timestamp::now()))
+        } else {
+            old.last_drift_check.clone()
+        },
+    };
+    let verdict = Verdict::Synced {
+        count: plan.jobs.len(),
+    };
+    report(job, ctx, &verdict, Some(observed)).await?;
+    Ok(Action::requeue(settings.resync))
+}
+
+/// Why `cluster` refuses JenkinsJobs from `namespace`, if it does.
+async fn admission_problem(
+    cluster: &JenkinsCluster,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Option<String>, Error> {
+    let labels = if needs_namespace_labels(cluster, namespace) {
+        let api: Api<Namespace> = Api::all(ctx.client.clone());
+        api.get_metadata_opt(namespace)
+            .await
+            .map_err(kube_error("read", format!("Namespace {namespace}")))?
+            .map(|ns| ns.labels().clone())
+            .unwrap_or_default()
+    } else {
+        BTreeMap::new()
+    };
+    if admits(cluster, namespace, &labels) {
+        return Ok(None);
+    }
+    let name = cluster.name_any();
+    let own = cluster_namespace(cluster);
+    Ok(Some(match &cluster.spec.job_namespaces {
+        None => format!(
+            "JenkinsCluster {name} admits JenkinsJobs only from its own namespace {own}: add a \
+             spec.jobNamespaces selector to the cluster that matches namespace {namespace}"
+        ),
+        Some(_) => format!(
+            "JenkinsCluster {name} does not admit JenkinsJobs from namespace {namespace}: its \
+             spec.jobNamespaces selector does not match the namespace's labels"
+        ),
+    }))
+}
+
+/// A message when an older JenkinsJob of the same cluster already produces one of our jobs.
+fn name_conflict(
+    job: &JenkinsJob,
+    plan: &JobPlan,
+    cluster: &JenkinsCluster,
+    jobs: &Store<JenkinsJob>,
+) -> Option<String> {
+    let ours: Vec<String> = plan.jobs.iter().map(|j| j.full_name.clone()).collect();
+    let others = jobs.state_filter(|other| {
+        other.spec.cluster == job.spec.cluster
+            && other.meta().deletion_timestamp.is_none()
+            && other.uid() != job.uid()
+    });
+    let planned: Vec<(Arc<JenkinsJob>, Vec<String>)> = others
+        .into_iter()
+        .filter_map(|other| {
+            let names = plan_names(&other, cluster)?;
+            Some((other, names))
+        })
+        .collect();
+    let conflict = first_conflict(
+        job,
+        &ours,
+        planned.iter().map(|(j, n)| (j.as_ref(), n.clone())),
+    )?;
+    Some(format!(
+        "Jenkins job {} is already managed by the older JenkinsJob {}; this resource changes \
+         nothing in Jenkins until it produces other names (rename it or set spec.folder)",
+        conflict.full_name, conflict.owner
+    ))
+}
+
+/// The full names another JenkinsJob produces, or `None` when it produces none (invalid).
+fn plan_names(job: &JenkinsJob, cluster: &JenkinsCluster) -> Option<Vec<String>> {
+    let plan = plan(job, cluster).ok()?;
+    Some(plan.jobs.into_iter().map(|j| j.full_name).collect())
+}
+
+/// Makes the credential copy exist with the current content of the team's Secret. Returns
+/// `namespace/name` of the copy, or what is wrong with the team's Secret.
+async fn ensure_credential(
+    cluster: &JenkinsCluster,
+    credential: &CredentialRef,
+    ctx: &Context,
+) -> Result<Result<String, String>, Error> {
+    let source_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &credential.namespace);
+    let source_name = format!("Secret {}/{}", credential.namespace, credential.secret);
+    let Some(source) = source_api
+        .get_opt(&credential.secret)
+        .await
+        .map_err(kube_error("read", &source_name))?
+    else {
+        return Ok(Err(format!(
+            "spec.pipeline.scm.git.credentialsSecret: {source_name} does not exist; create it \
+             with username and password (or token) keys, or an ssh-privatekey key"
+        )));
+    };
+    let desired = match credential_secret(cluster, credential, &source) {
+        Ok(desired) => desired,
+        Err(UnusableSecret { secret, keys }) => {
+            return Ok(Err(format!(
+                "spec.pipeline.scm.git.credentialsSecret: Secret {secret} has neither an \
+                 ssh-privatekey key nor username and password (or token) keys (it has: {keys})"
+            )));
+        }
+    };
+
+    let namespace = cluster_namespace(cluster);
+    let copy = format!("{namespace}/{}", credential.id);
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let live = api
+        .get_opt(&credential.id)
+        .await
+        .map_err(kube_error("read", format!("Secret {copy}")))?;
+    if live.as_ref().is_some_and(|l| up_to_date(l, &desired)) {
+        return Ok(Ok(copy));
+    }
+    api.patch(
+        &credential.id,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&desired),
+    )
+    .await
+    .map_err(kube_error("apply", format!("Secret {copy}")))?;
+    info!(secret = %copy, source = %source_name, "copied the credential Secret for Jenkins");
+    Ok(Ok(copy))
+}
+
+/// Deletes a credential copy this JenkinsJob made, unless another JenkinsJob of the same
+/// namespace still uses it (two jobs may name the same Secret).
+async fn release_credential(
+    job: &JenkinsJob,
+    copy: &str,
+    jobs: &Store<JenkinsJob>,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let still_used = jobs
+        .find(|other| {
+            other.uid() != job.uid()
+                && other.meta().deletion_timestamp.is_none()
+                && other
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.credential_secret.as_deref())
+                    == Some(copy)
+        })
+        .is_some();
+    if still_used {
+        debug!(secret = %copy, "keeping the credential copy: another JenkinsJob uses it");
+        return Ok(());
+    }
+    let Some((namespace, name)) = copy.split_once('/') else {
+        return Ok(());
+    };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => info!(secret = %copy, "deleted the credential copy"),
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => return Err(kube_error("delete", format!("Secret {copy}"))(e)),
+    }
+    Ok(())
+}
+
+/// Whether the periodic comparison with the live config.xml is due.
+fn drift_check_due(last: Option<&Time>, every: Duration) -> bool {
+    let Some(last) = last else {
+        return true;
+    };
+    let elapsed = Timestamp::now().duration_since(last.0);
+    let every = k8s_openapi::jiff::SignedDuration::try_from(every)
+        .unwrap_or(k8s_openapi::jiff::SignedDuration::MAX);
+    elapsed >= every || elapsed.is_negative()
+}
+
+/// The status after a failed Jenkins call: a Jenkins that is starting or unreachable comes
+/// back by itself; anything else it refused needs a change.
+fn jenkins_verdict(error: &JenkinsError) -> Verdict {
+    match error {
+        JenkinsError::Starting { .. } => Verdict::progressing("JenkinsStarting", error.to_string()),
+        e if e.is_transient() => Verdict::progressing("JenkinsUnreachable", error.to_string()),
+        _ => Verdict::stalled("JenkinsRejected", error.to_string()),
+    }
+}
+
+/// Logs and announces what a sync wrote to Jenkins.
+async fn announce(job: &JenkinsJob, ctx: &Context, synced: &Synced) {
+    let Some(summary) = synced.summary() else {
+        return;
+    };
+    info!(changes = %summary, "synced the jobs in Jenkins");
+    let reason = if synced.repaired.is_empty() {
+        "JobsSynced"
+    } else {
+        "DriftRepaired"
+    };
+    publish(ctx, job, EventType::Normal, reason, &summary).await;
+}
+
+/// Writes the status if it says something new, and announces transitions with Events.
+async fn report(
+    job: &JenkinsJob,
+    ctx: &Context,
+    verdict: &Verdict,
+    observed: Option<Observed>,
+) -> Result<(), Error> {
+    let old = job.status.clone().unwrap_or_default();
+    let generation = job.metadata.generation;
+    let conditions = conditions::merge(&old.conditions, &verdict.conditions(), generation);
+    let new = match observed {
+        Some(observed) => JenkinsJobStatus {
+            conditions,
+            observed_generation: generation,
+            job_count: Some(i32::try_from(observed.jobs.len()).unwrap_or(i32::MAX)),
+            jobs: observed.jobs,
+            last_result: observed.last_result,
+            credential_secret: observed.credential_secret,
+            last_drift_check: observed.last_drift_check,
+        },
+        None => JenkinsJobStatus {
+            conditions,
+            observed_generation: generation,
+            ..old.clone()
+        },
+    };
+    let without_conditions = |s: &JenkinsJobStatus| JenkinsJobStatus {
+        conditions: Vec::new(),
+        ..s.clone()
+    };
+    if conditions::same(&old.conditions, &new.conditions)
+        && without_conditions(&old) == without_conditions(&new)
+    {
+        return Ok(());
+    }
+
+    let namespace = job.namespace().unwrap_or_default();
+    let name = job.name_any();
+    let api: Api<JenkinsJob> = Api::namespaced(ctx.client.clone(), &namespace);
+    // Every field spelled out, so that a field that became empty is removed (null).
+    let patch = json!({ "status": {
+        "conditions": new.conditions,
+        "observedGeneration": new.observed_generation,
+        "jobs": new.jobs,
+        "jobCount": new.job_count,
+        "lastResult": new.last_result,
+        "credentialSecret": new.credential_secret,
+        "lastDriftCheck": new.last_drift_check,
+    }});
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(kube_error(
+            "update the status of",
+            format!("JenkinsJob {namespace}/{name}"),
+        ))?;
+
+    // Announce what changed, once.
+    for condition in &new.conditions {
+        let before = conditions::find(&old.conditions, &condition.type_);
+        let changed =
+            before.is_none_or(|b| b.status != condition.status || b.reason != condition.reason);
+        let interesting = (condition.type_ == READY)
+            || (condition.type_ == STALLED && condition.status == "True");
+        if changed && interesting {
+            let type_ = if condition.type_ == STALLED {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            publish(ctx, job, type_, &condition.reason, &condition.message).await;
+        }
+    }
+    Ok(())
+}
+
+/// An Event of the reconciler, its note cut to what the API server accepts.
+fn job_event(type_: EventType, reason: &str, note: &str) -> KubeEvent {
+    KubeEvent {
+        type_,
+        reason: reason.into(),
+        note: Some(conditions::truncate(note, EVENT_NOTE_LIMIT)),
+        action: "Reconcile".into(),
+        secondary: None,
+    }
+}
+
+/// Publishes an Event about the JenkinsJob; a failure to publish is logged, never fatal.
+async fn publish(ctx: &Context, job: &JenkinsJob, type_: EventType, reason: &str, note: &str) {
+    let event = job_event(type_, reason, note);
+    if let Err(e) = ctx.recorder.publish(&event, &job.object_ref(&())).await {
+        debug!(error = %e, "failed to publish an event");
+    }
+}
+
+/// Runs when the JenkinsJob is deleted: deletes its jobs (unless `Orphan`) and its
+/// credential copy. Folders stay: they may hold other teams' jobs.
+async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
+    let ctx = &jctx.ctx;
+    let status = job.status.clone().unwrap_or_default();
+    if let Some(copy) = &status.credential_secret {
+        release_credential(job, copy, &jctx.jobs, ctx).await?;
+    }
+    if job.spec.deletion_policy == JobDeletionPolicy::Orphan {
+        info!(
+            jobs = status.jobs.len(),
+            "leaving the jobs in Jenkins (deletionPolicy Orphan)"
+        );
+        return Ok(Action::await_change());
+    }
+    if status.jobs.is_empty() {
+        return Ok(Action::await_change());
+    }
+
+    // Without its cluster there is no Jenkins to clean up; a cluster being deleted takes its
+    // Jenkins along.
+    let clusters: Api<JenkinsCluster> = Api::all(ctx.client.clone());
+    let cluster_name = &job.spec.cluster;
+    let cluster = clusters
+        .get_opt(cluster_name)
+        .await
+        .map_err(kube_error("read", format!("JenkinsCluster {cluster_name}")))?;
+    let Some(cluster) = cluster.filter(|c| c.meta().deletion_timestamp.is_none()) else {
+        info!("the cluster is gone or going; nothing to delete in Jenkins");
+        return Ok(Action::await_change());
+    };
+    let jenkins = match ctx.jenkins.client(&ctx.client, &cluster).await {
+        Ok((client, _admin)) => client,
+        Err(AccessError::ReadSecret { secret, source }) => {
+            return Err(Error::Kube {
+                action: "read",
+                object: format!("Secret {secret}"),
+                source,
+            });
+        }
+        Err(AccessError::Client(error)) => return Err(Error::Jenkins(error)),
+        Err(error) => {
+            warn!(error = %error, "cannot reach Jenkins to delete the jobs; leaving them");
+            return Ok(Action::await_change());
+        }
+    };
+    let throttled = Throttled::new(jenkins, ctx.jenkins.permits(cluster_name), &ctx.metrics);
+    let deleted = sync::delete_all(&throttled, &status.jobs)
+        .await
+        .map_err(Error::Jenkins)?;
+    info!(jobs = ?deleted, "deleted the jobs from Jenkins");
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drift_check_is_due_first_and_then_once_per_interval() {
+        let every = Duration::from_secs(600);
+        assert!(drift_check_due(None, every));
+        let now = Time(Timestamp::now());
+        assert!(!drift_check_due(Some(&now), every));
+        let old = Time(Timestamp::from_second(1).expect("valid"));
+        assert!(drift_check_due(Some(&old), every));
+    }
+
+    #[test]
+    fn jenkins_starting_or_unreachable_is_progress_and_a_refusal_stalls() {
+        let starting = JenkinsError::Starting {
+            operation: "get job".into(),
+        };
+        assert!(matches!(
+            jenkins_verdict(&starting),
+            Verdict::Progressing {
+                reason: "JenkinsStarting",
+                ..
+            }
+        ));
+        let refused = JenkinsError::InvalidConfig {
+            operation: "update".into(),
+            excerpt: "bad".into(),
+        };
+        assert!(matches!(
+            jenkins_verdict(&refused),
+            Verdict::Stalled {
+                reason: "JenkinsRejected",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn every_verdict_sets_ready_synced_reconciling_and_stalled() {
+        for verdict in [
+            Verdict::Synced { count: 2 },
+            Verdict::progressing("ClusterNotReady", "m"),
+            Verdict::stalled("InvalidSpec", "m"),
+        ] {
+            let types: Vec<&str> = verdict.conditions().iter().map(|c| c.type_).collect();
+            assert_eq!(types, [READY, SYNCED, RECONCILING, STALLED]);
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The Jenkins side of a JenkinsJob: create, update and delete its jobs through the REST API,
+//! and read their last builds.
+//!
+//! Change detection is by our own hash: a job whose recorded `configHash` matches the plan is
+//! not even read, until the periodic drift check reads every config.xml and compares it with
+//! the plan semantically. Jenkins rewrites the documents it stores (plugin versions, elements
+//! it adds); the hash of the stored document after our last write is recorded too, so that
+//! Jenkins' own rewriting is not taken for an edit made in the UI.
+//!
+//! A job is only ever updated in place (history is kept), never deleted and created again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use super::config_xml::config_hash;
+use super::plan::{JobPlan, PlannedJob};
+use crate::api::job::{BuildSummary, GeneratedJobStatus};
+use crate::jenkins::{BuildResult, JenkinsClient, JenkinsError, JobPath, configs_equivalent};
+use crate::operator::metrics::{JenkinsLabels, Metrics};
+
+/// A Jenkins client whose every call holds one of the cluster's permits and is counted in
+/// the `jenkins_requests` metric.
+pub struct Throttled<'a> {
+    client: JenkinsClient,
+    permits: Arc<Semaphore>,
+    metrics: &'a Metrics,
+}
+
+impl<'a> Throttled<'a> {
+    pub fn new(client: JenkinsClient, permits: Arc<Semaphore>, metrics: &'a Metrics) -> Self {
+        Self {
+            client,
+            permits,
+            metrics,
+        }
+    }
+
+    async fn permit(&self) -> Option<SemaphorePermit<'_>> {
+        // The semaphore is never closed; without a permit the call simply goes ahead.
+        self.permits.acquire().await.ok()
+    }
+
+    fn count<T>(&self, operation: &'static str, result: &Result<T, JenkinsError>) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(e) if e.is_not_found() => "not_found",
+            Err(e) if e.is_transient() => "unavailable",
+            Err(_) => "error",
+        };
+        self.metrics
+            .jenkins_requests
+            .get_or_create(&JenkinsLabels { operation, outcome })
+            .inc();
+    }
+
+    /// The stored config.xml, or `None` when there is no such item.
+    pub async fn config(&self, path: &JobPath) -> Result<Option<String>, JenkinsError> {
+        let _permit = self.permit().await;
+        let result = self.client.get_job_config(path).await;
+        self.count("get_config", &result);
+        match result {
+            Ok(xml) => Ok(Some(xml)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn ensure_folder(&self, path: &JobPath) -> Result<(), JenkinsError> {
+        let _permit = self.permit().await;
+        let result = self.client.ensure_folder(path).await;
+        self.count("ensure_folder", &result);
+        result
+    }
+
+    pub async fn create(&self, path: &JobPath, xml: &str) -> Result<(), JenkinsError> {
+        let _permit = self.permit().await;
+        let result = self.client.create_job(path, xml).await;
+        self.count("create_job", &result);
+        result
+    }
+
+    pub async fn update(&self, path: &JobPath, xml: &str) -> Result<(), JenkinsError> {
+        let _permit = self.permit().await;
+        let result = self.client.update_job(path, xml).await;
+        self.count("update_job", &result);
+        result
+    }
+
+    /// Deletes an item; one that is already gone is fine.
+    pub async fn delete(&self, path: &JobPath) -> Result<(), JenkinsError> {
+        let _permit = self.permit().await;
+        let result = self.client.delete_job(path).await;
+        self.count("delete_job", &result);
+        match result {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The job's last build, with its result when Jenkins knows it; `Ok(None)` when the job
+    /// has no build or does not exist.
+    async fn last_build(
+        &self,
+        path: &JobPath,
+        recorded: Option<&BuildSummary>,
+    ) -> Result<Option<FetchedBuild>, JenkinsError> {
+        let info = {
+            let _permit = self.permit().await;
+            let result = self.client.get_job(path).await;
+            self.count("get_job", &result);
+            match result {
+                Err(e) if e.is_not_found() => return Ok(None),
+                other => other?,
+            }
+        };
+        let Some(last) = info.last_build else {
+            return Ok(None);
+        };
+        let number = i64::try_from(last.number).unwrap_or(i64::MAX);
+        // A finished build does not change: read it only when it is new or was running.
+        if let Some(known) = recorded.filter(|b| b.number == number && b.result.is_some()) {
+            return Ok(Some(FetchedBuild {
+                summary: known.clone(),
+                finished_now: None,
+            }));
+        }
+        let build = {
+            let _permit = self.permit().await;
+            let result = self.client.get_build(path, last.number).await;
+            self.count("get_build", &result);
+            match result {
+                Err(e) if e.is_not_found() => return Ok(None),
+                other => other?,
+            }
+        };
+        let result = build
+            .result
+            .as_ref()
+            .filter(|_| build.is_complete())
+            .map(result_text);
+        Ok(Some(FetchedBuild {
+            finished_now: result.clone().map(|r| (build.timestamp_ms, r)),
+            summary: BuildSummary { number, result },
+        }))
+    }
+}
+
+struct FetchedBuild {
+    summary: BuildSummary,
+    /// Start time and result of a build seen finished for the first time.
+    finished_now: Option<(u64, String)>,
+}
+
+fn result_text(result: &BuildResult) -> String {
+    match result {
+        BuildResult::Success => "SUCCESS".into(),
+        BuildResult::Unstable => "UNSTABLE".into(),
+        BuildResult::Failure => "FAILURE".into(),
+        BuildResult::NotBuilt => "NOT_BUILT".into(),
+        BuildResult::Aborted => "ABORTED".into(),
+        BuildResult::Other(other) => other.clone(),
+    }
+}
+
+/// What a sync did, for the status, the log and Events.
+#[derive(Debug, Default)]
+pub struct Synced {
+    /// The status entry of every planned job, in plan order.
+    pub jobs: Vec<GeneratedJobStatus>,
+    /// Result of the newest build seen finishing in this pass, if any.
+    pub newest_result: Option<String>,
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    /// Jobs whose config.xml had been edited in Jenkins and was put back.
+    pub repaired: Vec<String>,
+    pub deleted: Vec<String>,
+}
+
+impl Synced {
+    /// A one-line summary of the writes, or `None` when nothing was written.
+    pub fn summary(&self) -> Option<String> {
+        let parts: Vec<String> = [
+            ("created", &self.created),
+            ("updated", &self.updated),
+            ("repaired drift in", &self.repaired),
+            ("deleted", &self.deleted),
+        ]
+        .iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(verb, names)| format!("{verb} {}", names.join(", ")))
+        .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// Brings Jenkins in line with `plan`. `recorded` is the status of the previous sync;
+/// `drift_check` reads every job's live config.xml even when its hash is unchanged;
+/// `base_url` is the cluster's Jenkins URL for the status.
+pub async fn sync(
+    jenkins: &Throttled<'_>,
+    plan: &JobPlan,
+    recorded: &[GeneratedJobStatus],
+    drift_check: bool,
+    base_url: &str,
+) -> Result<Synced, JenkinsError> {
+    let previous: BTreeMap<&str, &GeneratedJobStatus> =
+        recorded.iter().map(|j| (j.full_name.as_str(), j)).collect();
+    let folder = JobPath::new(plan.folder.iter().cloned())?;
+    let mut folder_ready = false;
+    let mut out = Synced::default();
+    let mut newest: Option<(u64, String)> = None;
+
+    for job in &plan.jobs {
+        let path = JobPath::parse(&job.full_name)?;
+        let before = previous.get(job.full_name.as_str()).copied();
+        let live_config_hash =
+            match sync_one(jenkins, job, &path, before, drift_check, &mut out).await? {
+                Item::Present { live_hash } => live_hash,
+                Item::Missing => {
+                    // Created: the folder must exist first.
+                    if !folder_ready {
+                        jenkins.ensure_folder(&folder).await?;
+                        folder_ready = true;
+                    }
+                    jenkins.create(&path, &job.config_xml).await?;
+                    out.created.push(job.full_name.clone());
+                    stored_hash(jenkins, &path).await?
+                }
+            };
+
+        let fetched = jenkins
+            .last_build(&path, before.and_then(|b| b.last_build.as_ref()))
+            .await?;
+        if let Some((at, result)) = fetched.as_ref().and_then(|f| f.finished_now.clone())
+            && newest.as_ref().is_none_or(|(t, _)| at >= *t)
+        {
+            newest = Some((at, result));
+        }
+        out.jobs.push(GeneratedJobStatus {
+            full_name: job.full_name.clone(),
+            url: Some(format!(
+                "{}/{}",
+                base_url.trim_end_matches('/'),
+                path.url_path().trim_start_matches('/')
+            )),
+            environment: job.environment.clone(),
+            branch: job.branch.clone(),
+            last_build: fetched.map(|f| f.summary),
+            config_hash: Some(job.config_hash.clone()),
+            live_config_hash,
+        });
+    }
+    out.newest_result = newest.map(|(_, result)| result);
+
+    // Jobs the spec no longer produces. A name the plan still holds in another case is the
+    // same Jenkins item (names are case-insensitive) and was just updated, not removed.
+    let planned: Vec<String> = plan
+        .jobs
+        .iter()
+        .map(|j| j.full_name.to_lowercase())
+        .collect();
+    for old in recorded {
+        if planned.contains(&old.full_name.to_lowercase()) {
+            continue;
+        }
+        jenkins.delete(&JobPath::parse(&old.full_name)?).await?;
+        out.deleted.push(old.full_name.clone());
+    }
+    Ok(out)
+}
+
+/// Where one job stands after [`sync_one`].
+enum Item {
+    /// It exists and says what the plan says; `live_hash` is the hash of the document
+    /// Jenkins stores, when known.
+    Present { live_hash: Option<String> },
+    /// It does not exist: the caller creates it.
+    Missing,
+}
+
+/// Reads and updates one job when its hash changed or a drift check is due.
+async fn sync_one(
+    jenkins: &Throttled<'_>,
+    job: &PlannedJob,
+    path: &JobPath,
+    before: Option<&GeneratedJobStatus>,
+    drift_check: bool,
+    out: &mut Synced,
+) -> Result<Item, JenkinsError> {
+    let unchanged = before.and_then(|b| b.config_hash.as_deref()) == Some(&job.config_hash);
+    let recorded_live = before.and_then(|b| b.live_config_hash.clone());
+    if unchanged && !drift_check {
+        return Ok(Item::Present {
+            live_hash: recorded_live,
+        });
+    }
+
+    let Some(live) = jenkins.config(path).await? else {
+        return Ok(Item::Missing);
+    };
+    let live_hash = config_hash(&live);
+    let same_as_written = unchanged && recorded_live.as_deref() == Some(live_hash.as_str());
+    if same_as_written || configs_equivalent(&live, &job.config_xml) {
+        return Ok(Item::Present {
+            live_hash: Some(live_hash),
+        });
+    }
+    jenkins.update(path, &job.config_xml).await?;
+    if unchanged {
+        out.repaired.push(job.full_name.clone());
+    } else {
+        out.updated.push(job.full_name.clone());
+    }
+    Ok(Item::Present {
+        live_hash: stored_hash(jenkins, path).await?,
+    })
+}
+
+/// The hash of the config.xml Jenkins stores for `path` right after our write.
+async fn stored_hash(
+    jenkins: &Throttled<'_>,
+    path: &JobPath,
+) -> Result<Option<String>, JenkinsError> {
+    Ok(jenkins.config(path).await?.map(|xml| config_hash(&xml)))
+}
+
+/// Deletes the jobs a JenkinsJob created (its finalizer). Folders are never deleted: they may
+/// hold other teams' jobs, and an emptied folder costs nothing.
+pub async fn delete_all(
+    jenkins: &Throttled<'_>,
+    recorded: &[GeneratedJobStatus],
+) -> Result<Vec<String>, JenkinsError> {
+    let mut deleted = Vec::new();
+    for job in recorded {
+        jenkins.delete(&JobPath::parse(&job.full_name)?).await?;
+        deleted.push(job.full_name.clone());
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,703 @@
+//! The JenkinsJob controller end to end: JenkinsJobs become Jenkins jobs with the expected
+//! config.xml, stay converged without writes, are repaired, pruned and deleted, and respect
+//! the clusters' tenancy. Against the emulators, or a real cluster and Jenkins (see harness.rs);
+//! what needs emulator controls is skipped there with a message.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jenkins_emulator::{Fault, JenkinsEmulator};
+use jenkins_operator::api::JenkinsCluster;
+use jenkins_operator::api::job::{JenkinsJob, JobDeletionPolicy};
+use jenkins_operator::jenkins::{JenkinsClient, JenkinsConfig, JobPath};
+use jenkins_operator::job::tenancy::older_first;
+use jenkins_operator::operator::jenkins_clients::read_admin_credentials;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use quick_xml::Reader;
+use quick_xml::events::Event;
+use serde_json::json;
+
+use super::harness::{Env, REAL_JENKINS_ENV, eventually};
+use super::{create_and_wait_ready, wait_gone};
+
+/// What the test reads of a cluster's Jenkins: the emulator, or the real Jenkins as admin.
+enum JenkinsView {
+    Emulated(Arc<JenkinsEmulator>),
+    Real(JenkinsClient),
+}
+
+impl JenkinsView {
+    async fn of(env: &Env, cluster: &JenkinsCluster) -> JenkinsView {
+        if let Some(jenkins) = env.jenkins_emulator(&cluster.name_any()) {
+            return JenkinsView::Emulated(jenkins);
+        }
+        let url = std::env::var(REAL_JENKINS_ENV).expect("a Jenkins URL on a real cluster");
+        let url = url::Url::parse(&url).expect("a URL");
+        let admin = read_admin_credentials(&env.client, cluster)
+            .await
+            .expect("admin credentials");
+        let config = JenkinsConfig::new(url, admin.username, admin.password);
+        JenkinsView::Real(JenkinsClient::new(config).expect("a client"))
+    }
+
+    fn emulator(&self) -> Option<&JenkinsEmulator> {
+        match self {
+            JenkinsView::Emulated(jenkins) => Some(jenkins),
+            JenkinsView::Real(_) => None,
+        }
+    }
+
+    async fn config(&self, full_name: &str) -> Option<String> {
+        match self {
+            JenkinsView::Emulated(jenkins) => jenkins.job_config(full_name),
+            JenkinsView::Real(client) => {
+                let path = JobPath::parse(full_name).expect("a job path");
+                client.get_job_config(&path).await.ok()
+            }
+        }
+    }
+}
+
+/// Text of every element named `name`, in document order (a parse, not a text search).
+fn texts(xml: &str, name: &str) -> Vec<String> {
+    let mut reader = Reader::from_str(xml);
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    loop {
+        match reader.read_event().expect("well-formed config.xml") {
+            Event::Start(start) if start.name().as_ref() == name => {
+                current = Some(String::new());
+            }
+            Event::Empty(start) if start.name().as_ref() == name => {
+                out.push(String::new());
+            }
+            Event::Text(text) => {
+                if let Some(c) = current.as_mut() {
+                    c.push_str(&text.xml10_content());
+                }
+            }
+            Event::CData(data) => {
+                if let Some(c) = current.as_mut() {
+                    c.push_str(&data.xml10_content());
+                }
+            }
+            Event::GeneralRef(reference) => {
+                if let Some(c) = current.as_mut() {
+                    match reference.resolve_char_ref().expect("char ref") {
+                        Some(ch) => c.push(ch),
+                        None => {
+                            c.push(match &*reference {
+                                "amp" => '&',
+                                "lt" => '<',
+                                "gt" => '>',
+                                "quot" => '"',
+                                "apos" => '\'',
+                                other => panic!("unknown entity {other}"),
+                            });
+                        }
+                    }
+                }
+            }
+            Event::End(end) if end.name().as_ref() == name => {
+                if let Some(text) = current.take() {
+                    out.push(text);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The root element's name.
+fn root(xml: &str) -> String {
+    let mut reader = Reader::from_str(xml);
+    loop {
+        match reader.read_event().expect("well-formed config.xml") {
+            Event::Start(e) | Event::Empty(e) => {
+                return e.name().as_ref().to_string();
+            }
+            Event::Eof => panic!("no root element"),
+            _ => {}
+        }
+    }
+}
+
+async fn create_namespace(env: &Env, name: &str, labels: &[(&str, &str)]) {
+    let api: Api<Namespace> = Api::all(env.client.clone());
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some(name.to_string());
+    namespace.metadata.labels = Some(
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    api.create(&PostParams::default(), &namespace)
+        .await
+        .expect("create a namespace");
+}
+
+/// An example JenkinsJob, put in `namespace` and pointed at `cluster`.
+fn example_job(file: &str, namespace: &str, cluster: &JenkinsCluster) -> JenkinsJob {
+    let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("read the example");
+    let mut job: JenkinsJob = serde_saphyr::from_str(&text).expect("parse the example");
+    job.metadata.namespace = Some(namespace.to_string());
+    job.spec.cluster = cluster.name_any();
+    job
+}
+
+/// A small inline JenkinsJob.
+fn inline_job(name: &str, namespace: &str, cluster: &JenkinsCluster) -> JenkinsJob {
+    let mut job: JenkinsJob = serde_json::from_value(json!({
+        "apiVersion": "jenkins.ci/v1alpha1",
+        "kind": "JenkinsJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"cluster": cluster.name_any(), "pipeline": {"script": "echo 'hi'"}},
+    }))
+    .expect("a JenkinsJob");
+    job.metadata.namespace = Some(namespace.to_string());
+    job
+}
+
+async fn create_job(env: &Env, job: &JenkinsJob) {
+    let api: Api<JenkinsJob> = Api::namespaced(env.client.clone(), &job.namespace().expect("ns"));
+    api.create(&PostParams::default(), job)
+        .await
+        .expect("create the JenkinsJob");
+}
+
+fn condition<'a>(job: &'a JenkinsJob, type_: &str) -> Option<&'a Condition> {
+    job.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+/// Waits until a condition of the current generation has `status` and `reason`.
+async fn wait_condition(
+    env: &Env,
+    namespace: &str,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+) -> JenkinsJob {
+    let api: Api<JenkinsJob> = Api::namespaced(env.client.clone(), namespace);
+    let what = format!("JenkinsJob {namespace}/{name}: {type_}={status} ({reason})");
+    eventually(&what, || {
+        let api = api.clone();
+        async move {
+            let job = api.get(name).await.ok()?;
+            let c = condition(&job, type_)?;
+            let current = c.observed_generation == job.metadata.generation;
+            (current && c.status == status && c.reason == reason).then_some(job.clone())
+        }
+    })
+    .await
+}
+
+async fn wait_synced(env: &Env, namespace: &str, name: &str) -> JenkinsJob {
+    wait_condition(env, namespace, name, "Synced", "True", "Synced").await
+}
+
+async fn patch_job(env: &Env, namespace: &str, name: &str, patch: serde_json::Value) {
+    let api: Api<JenkinsJob> = Api::namespaced(env.client.clone(), namespace);
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .expect("patch the JenkinsJob");
+}
+
+async fn delete_job(env: &Env, namespace: &str, name: &str) {
+    let api: Api<JenkinsJob> = Api::namespaced(env.client.clone(), namespace);
+    api.delete(name, &DeleteParams::default())
+        .await
+        .expect("delete the JenkinsJob");
+    wait_gone(&api, name).await;
+}
+
+/// A Ready cluster from an example and what the test sees of its Jenkins.
+async fn ready_cluster(env: &Env, file: &str) -> (JenkinsCluster, JenkinsView) {
+    let cluster = env.example_cluster(file);
+    let cluster = create_and_wait_ready(env, &cluster).await;
+    let view = JenkinsView::of(env, &cluster).await;
+    (cluster, view)
+}
+
+fn cluster_ns(cluster: &JenkinsCluster) -> String {
+    cluster
+        .spec
+        .namespace
+        .clone()
+        .unwrap_or_else(|| cluster.name_any())
+}
+
+#[tokio::test]
+async fn an_inline_job_becomes_a_pipeline_with_its_parameters_and_cron_in_nested_folders() {
+    let env = Env::start().await;
+    let (cluster, jenkins) = ready_cluster(&env, "cluster-agents-environments.yaml").await;
+    let ns = env.name("team-web");
+    create_namespace(&env, &ns, &[("jenkins.ci/jobs", "platform")]).await;
+    let job = example_job("job-inline.yaml", &ns, &cluster);
+    create_job(&env, &job).await;
+
+    let synced = wait_synced(&env, &ns, "nightly").await;
+    let status = synced.status.clone().expect("status");
+    assert_eq!(status.job_count, Some(1));
+    assert_eq!(status.jobs[0].full_name, "team-web/checks/nightly");
+    assert!(
+        status.jobs[0]
+            .url
+            .as_deref()
+            .expect("url")
+            .ends_with("/job/team-web/job/checks/job/nightly/")
+    );
+    assert_eq!(
+        condition(&synced, "Ready").map(|c| c.status.as_str()),
+        Some("True")
+    );
+    if let Some(emulator) = jenkins.emulator() {
+        let all = emulator.jobs();
+        for item in ["team-web", "team-web/checks", "team-web/checks/nightly"] {
+            assert!(all.contains(&item.to_string()), "{item} in {all:?}");
+        }
+    }
+
+    let xml = jenkins
+        .config("team-web/checks/nightly")
+        .await
+        .expect("config.xml");
+    assert_eq!(root(&xml), "flow-definition");
+    assert_eq!(
+        texts(&xml, "script"),
+        [job.spec.pipeline.script.clone().expect("script")]
+    );
+    assert_eq!(texts(&xml, "sandbox"), ["true"]);
+    // The user's parameters, then the one the operator keeps for JenkinsBuilds.
+    assert_eq!(
+        texts(&xml, "name"),
+        ["VERSION", "TARGET", "DRY_RUN", "JENKINS_OPERATOR_BUILD_ID"]
+    );
+    assert_eq!(
+        texts(&xml, "description")[0],
+        "Nightly checks of the web app"
+    );
+    assert!(texts(&xml, "string").contains(&"staging".to_string()));
+    assert_eq!(texts(&xml, "spec"), ["H 2 * * *"]);
+    assert_eq!(texts(&xml, "numToKeep"), ["20"]);
+    assert_eq!(texts(&xml, "disabled"), ["false"]);
+}
+
+#[tokio::test]
+async fn an_scm_job_fans_out_over_branches_and_environments_without_leaking_its_secret() {
+    let env = Env::start().await;
+    let (cluster, jenkins) = ready_cluster(&env, "cluster-agents-environments.yaml").await;
+    let ns = env.name("team-web");
+    create_namespace(&env, &ns, &[("jenkins.ci/jobs", "platform")]).await;
+    let password = "pa55-w0rd-never-shown";
+    let mut secret = Secret::default();
+    secret.metadata.name = Some("web-git".into());
+    secret.string_data = Some(BTreeMap::from([
+        ("username".to_string(), "ci-bot".to_string()),
+        ("password".to_string(), password.to_string()),
+    ]));
+    Api::<Secret>::namespaced(env.client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the git Secret");
+    create_job(
+        &env,
+        &example_job("job-scm-environments.yaml", &ns, &cluster),
+    )
+    .await;
+
+    let synced = wait_synced(&env, &ns, "web").await;
+    let status = synced.status.clone().expect("status");
+    let names: Vec<&str> = status.jobs.iter().map(|j| j.full_name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("{ns}/web-main-dev"),
+            format!("{ns}/web-main-prod"),
+            format!("{ns}/web-release-1.x-dev"),
+            format!("{ns}/web-release-1.x-prod"),
+        ]
+    );
+    assert_eq!(status.jobs[3].environment.as_deref(), Some("prod"));
+    assert_eq!(status.jobs[3].branch.as_deref(), Some("release/1.x"));
+    let credential_id = format!("k8s.{ns}.web-git");
+    let xml = jenkins
+        .config(&format!("{ns}/web-release-1.x-prod"))
+        .await
+        .expect("config.xml");
+    assert_eq!(texts(&xml, "url"), ["https://git.example/web.git"]);
+    assert_eq!(texts(&xml, "credentialsId")[0], credential_id);
+    assert_eq!(texts(&xml, "scriptPath"), ["ci/Jenkinsfile"]);
+    assert!(texts(&xml, "name").contains(&"*/release/1.x".to_string()));
+    let parameters = texts(&xml, "name");
+    assert!(
+        parameters.contains(&"ENVIRONMENT".to_string()),
+        "{parameters:?}"
+    );
+    assert!(texts(&xml, "defaultValue").contains(&"prod".to_string()));
+
+    // The credential copy, where the credentials provider reads it, with the plugin's label.
+    let copies: Api<Secret> = Api::namespaced(env.client.clone(), &cluster_ns(&cluster));
+    let copy = copies
+        .get(&credential_id)
+        .await
+        .expect("the credential copy");
+    let labels = copy.labels();
+    assert_eq!(labels["jenkins.io/credentials-type"], "usernamePassword");
+    let data = copy.data.clone().expect("data");
+    assert_eq!(data["password"].0, password.as_bytes());
+    assert_eq!(
+        status.credential_secret.as_deref(),
+        Some(format!("{}/{credential_id}", cluster_ns(&cluster)).as_str())
+    );
+
+    // No value anywhere else: config.xml, status, events.
+    for job in &status.jobs {
+        let xml = jenkins.config(&job.full_name).await.expect("config.xml");
+        assert!(!xml.contains(password), "{}", job.full_name);
+    }
+    let status_json = serde_json::to_string(&synced.status).expect("json");
+    assert!(!status_json.contains(password));
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), &ns);
+    for event in events.list(&Default::default()).await.expect("events") {
+        let text = serde_json::to_string(&event).expect("json");
+        assert!(!text.contains(password), "{text}");
+    }
+
+    // Deleting the JenkinsJob deletes its jobs and the copy; the folder stays.
+    delete_job(&env, &ns, "web").await;
+    wait_gone(&copies, &credential_id).await;
+    for job in &status.jobs {
+        assert_eq!(
+            jenkins.config(&job.full_name).await,
+            None,
+            "{}",
+            job.full_name
+        );
+    }
+    if let Some(emulator) = jenkins.emulator() {
+        assert!(emulator.jobs().contains(&ns), "the folder stays");
+    }
+}
+
+#[tokio::test]
+async fn a_converged_job_makes_no_writes_to_jenkins_or_the_api_server() {
+    let env = Env::start().await;
+    let Some(kube) = env.emulator_or_skip("job zero writes", "the request logs") else {
+        return;
+    };
+    let (cluster, jenkins) = ready_cluster(&env, "cluster-minimal.yaml").await;
+    let emulator = jenkins.emulator().expect("emulated Jenkins");
+    let ns = cluster_ns(&cluster);
+    create_job(&env, &inline_job("quiet", &ns, &cluster)).await;
+    wait_synced(&env, &ns, "quiet").await;
+
+    // Let in-flight work settle, then watch several resyncs of the job.
+    tokio::time::sleep(env.settings.resync).await;
+    kube.clear_requests();
+    emulator.clear_requests();
+    eventually("three more resyncs of the job", || async {
+        let reads = emulator
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path == format!("/job/{ns}/job/quiet/api/json"))
+            .count();
+        (reads >= 3).then_some(())
+    })
+    .await;
+    let jenkins_writes: Vec<String> = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        jenkins_writes.is_empty(),
+        "wrote to Jenkins: {jenkins_writes:#?}"
+    );
+    let kube_writes: Vec<String> = kube
+        .requests()
+        .iter()
+        .filter(|r| r.is_write())
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        kube_writes.is_empty(),
+        "wrote to the API server: {kube_writes:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_edit_made_in_jenkins_is_repaired_on_the_drift_check() {
+    let mut env = Env::without_operator().await;
+    env.settings.job_drift_check = std::time::Duration::from_secs(1);
+    env.start_operator().await;
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let Some(emulator) = env.jenkins_or_skip(&cluster.name_any(), "drift") else {
+        return;
+    };
+    create_and_wait_ready(&env, &cluster).await;
+    let ns = cluster_ns(&cluster);
+    let mut job = inline_job("drifty", &ns, &cluster);
+    job.spec.description = Some("as declared".into());
+    create_job(&env, &job).await;
+    wait_synced(&env, &ns, "drifty").await;
+    let full_name = format!("{ns}/drifty");
+    let declared = emulator.job_config(&full_name).expect("config.xml");
+
+    let edited = declared.replace("as declared", "edited in the UI");
+    assert_ne!(edited, declared);
+    emulator.set_job_config_raw(&full_name, &edited);
+    eventually("the edit to be repaired", || {
+        let emulator = emulator.clone();
+        let full_name = full_name.clone();
+        async move {
+            let xml = emulator.job_config(&full_name)?;
+            (texts(&xml, "description")[0] == "as declared").then_some(())
+        }
+    })
+    .await;
+    let updates = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/config.xml"))
+        .count();
+    assert!(updates >= 1, "updated in place");
+    assert!(
+        !emulator
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("doDelete")),
+        "never deleted and re-created"
+    );
+}
+
+#[tokio::test]
+async fn a_removed_environment_deletes_its_job_and_orphan_leaves_the_rest() {
+    let env = Env::start().await;
+    let (cluster, jenkins) = ready_cluster(&env, "cluster-agents-environments.yaml").await;
+    let ns = cluster_ns(&cluster);
+    let mut job = inline_job("app", &ns, &cluster);
+    job.spec.environments = vec!["dev".into(), "prod".into()];
+    create_job(&env, &job).await;
+    wait_synced(&env, &ns, "app").await;
+    assert!(jenkins.config(&format!("{ns}/app-prod")).await.is_some());
+
+    patch_job(&env, &ns, "app", json!({"spec": {"environments": ["dev"]}})).await;
+    let synced = wait_synced(&env, &ns, "app").await;
+    assert_eq!(synced.status.expect("status").job_count, Some(1));
+    assert_eq!(jenkins.config(&format!("{ns}/app-prod")).await, None);
+    assert!(jenkins.config(&format!("{ns}/app-dev")).await.is_some());
+
+    patch_job(
+        &env,
+        &ns,
+        "app",
+        json!({"spec": {"deletionPolicy": "Orphan"}}),
+    )
+    .await;
+    let synced = wait_synced(&env, &ns, "app").await;
+    assert_eq!(synced.spec.deletion_policy, JobDeletionPolicy::Orphan);
+    delete_job(&env, &ns, "app").await;
+    assert!(
+        jenkins.config(&format!("{ns}/app-dev")).await.is_some(),
+        "Orphan leaves the job in Jenkins"
+    );
+}
+
+#[tokio::test]
+async fn deleting_one_teams_job_leaves_another_teams_folder_alone() {
+    let env = Env::start().await;
+    let (cluster, jenkins) = ready_cluster(&env, "cluster-agents-environments.yaml").await;
+    let (a, b) = (env.name("team-a"), env.name("team-b"));
+    for ns in [&a, &b] {
+        create_namespace(&env, ns, &[("jenkins.ci/jobs", "platform")]).await;
+        create_job(&env, &inline_job("app", ns, &cluster)).await;
+    }
+    wait_synced(&env, &a, "app").await;
+    wait_synced(&env, &b, "app").await;
+
+    delete_job(&env, &a, "app").await;
+    assert_eq!(jenkins.config(&format!("{a}/app")).await, None);
+    assert!(jenkins.config(&format!("{b}/app")).await.is_some());
+    if let Some(emulator) = jenkins.emulator() {
+        let deletes: Vec<String> = emulator
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("doDelete"))
+            .map(|r| r.path.clone())
+            .collect();
+        assert_eq!(deletes, [format!("/job/{a}/job/app/doDelete")]);
+        assert!(emulator.jobs().contains(&b));
+    }
+}
+
+#[tokio::test]
+async fn injection_text_round_trips_and_control_characters_are_refused_before_jenkins() {
+    let env = Env::start().await;
+    let (cluster, jenkins) = ready_cluster(&env, "cluster-minimal.yaml").await;
+    let ns = cluster_ns(&cluster);
+    let corpus =
+        "a ]]> b </script> & \"double\" 'single' <tag attr=\"x\"> ünïcödé 日本 🚀 \u{2028}";
+    let mut job = inline_job("inject", &ns, &cluster);
+    job.spec.description = Some(corpus.to_string());
+    job.spec.pipeline.script = Some(format!(
+        "echo '{corpus}'\n// ]]><![CDATA[ </flow-definition>"
+    ));
+    create_job(&env, &job).await;
+    wait_synced(&env, &ns, "inject").await;
+    let xml = jenkins
+        .config(&format!("{ns}/inject"))
+        .await
+        .expect("config.xml");
+    assert_eq!(texts(&xml, "description")[0], corpus);
+    assert_eq!(
+        texts(&xml, "script"),
+        [job.spec.pipeline.script.clone().expect("script")]
+    );
+
+    let mut bad = inline_job("control", &ns, &cluster);
+    bad.spec.description = Some("bell \u{7} here".into());
+    create_job(&env, &bad).await;
+    let stalled = wait_condition(&env, &ns, "control", "Stalled", "True", "InvalidSpec").await;
+    let message = &condition(&stalled, "Synced").expect("Synced").message;
+    assert!(message.contains("spec.description"), "{message}");
+    assert_eq!(jenkins.config(&format!("{ns}/control")).await, None);
+}
+
+#[tokio::test]
+async fn another_namespace_is_refused_by_default_and_admitted_by_the_selector() {
+    let env = Env::start().await;
+    let (cluster, jenkins) = ready_cluster(&env, "cluster-minimal.yaml").await;
+    let ns = env.name("team-x");
+    create_namespace(&env, &ns, &[("team", "x")]).await;
+    create_job(&env, &inline_job("app", &ns, &cluster)).await;
+    let refused = wait_condition(&env, &ns, "app", "Synced", "False", "NamespaceNotAdmitted").await;
+    let message = &condition(&refused, "Synced").expect("Synced").message;
+    assert!(message.contains("jobNamespaces"), "{message}");
+    assert_eq!(jenkins.config(&format!("{ns}/app")).await, None);
+
+    let clusters: Api<JenkinsCluster> = Api::all(env.client.clone());
+    clusters
+        .patch(
+            &cluster.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"jobNamespaces": {"matchLabels": {"team": "x"}}}})),
+        )
+        .await
+        .expect("admit the namespace");
+    wait_synced(&env, &ns, "app").await;
+    assert!(jenkins.config(&format!("{ns}/app")).await.is_some());
+}
+
+#[tokio::test]
+async fn a_name_conflict_marks_only_the_newer_resource() {
+    let env = Env::start().await;
+    let (cluster, jenkins) = ready_cluster(&env, "cluster-agents-environments.yaml").await;
+    let (a, b) = (env.name("team-a"), env.name("team-b"));
+    let shared = env.name("shared");
+    for ns in [&a, &b] {
+        create_namespace(&env, ns, &[("jenkins.ci/jobs", "platform")]).await;
+    }
+    let mut first = inline_job("app", &a, &cluster);
+    first.spec.folder = Some(shared.clone());
+    first.spec.description = Some(format!("by {a}"));
+    create_job(&env, &first).await;
+    wait_synced(&env, &a, "app").await;
+
+    // Jenkins compares names ignoring case: SHARED/app is the same item.
+    let mut second = inline_job("app", &b, &cluster);
+    second.spec.folder = Some(shared.to_uppercase());
+    second.spec.description = Some(format!("by {b}"));
+    create_job(&env, &second).await;
+
+    // Creation times have a resolution of one second; within the same second the operator
+    // orders by uid. Whichever the rule makes older keeps the job.
+    let get = |ns: String| {
+        let api: Api<JenkinsJob> = Api::namespaced(env.client.clone(), &ns);
+        async move { api.get("app").await.expect("read the JenkinsJob") }
+    };
+    let (first, second) = (get(a.clone()).await, get(b.clone()).await);
+    let (older, newer) = match older_first(&first, &second) {
+        std::cmp::Ordering::Less => (first, second),
+        _ => (second, first),
+    };
+    let (older_ns, newer_ns) = (
+        older.namespace().expect("ns"),
+        newer.namespace().expect("ns"),
+    );
+    let conflicted =
+        wait_condition(&env, &newer_ns, "app", "Synced", "False", "NameConflict").await;
+    let message = &condition(&conflicted, "Stalled").expect("Stalled").message;
+    assert!(message.contains(&format!("{older_ns}/app")), "{message}");
+
+    // The older keeps working, and the job says what the older declares.
+    let older_now = wait_synced(&env, &older_ns, "app").await;
+    assert_eq!(
+        condition(&older_now, "Ready").map(|c| c.status.as_str()),
+        Some("True")
+    );
+    let xml = eventually("the job to say what the older declares", || async {
+        let xml = jenkins.config(&format!("{shared}/app")).await?;
+        (texts(&xml, "description")[0] == format!("by {older_ns}")).then_some(xml)
+    })
+    .await;
+    assert!(!xml.contains(&format!("by {newer_ns}")));
+}
+
+#[tokio::test]
+async fn an_unavailable_jenkins_makes_the_job_unsynced_until_it_recovers_and_deletes_nothing() {
+    let env = Env::start().await;
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let Some(emulator) = env.jenkins_or_skip(&cluster.name_any(), "unavailable Jenkins") else {
+        return;
+    };
+    create_and_wait_ready(&env, &cluster).await;
+    let ns = cluster_ns(&cluster);
+    create_job(&env, &inline_job("steady", &ns, &cluster)).await;
+    wait_synced(&env, &ns, "steady").await;
+
+    // Job endpoints answer 503 (Jenkins starting); the cluster's own checks still pass.
+    emulator.inject(Fault::FailNext {
+        path_prefix: "/job/".into(),
+        count: u32::MAX,
+        status: 503,
+    });
+    patch_job(
+        &env,
+        &ns,
+        "steady",
+        json!({"spec": {"description": "changed"}}),
+    )
+    .await;
+    let waiting = wait_condition(&env, &ns, "steady", "Synced", "False", "JenkinsStarting").await;
+    assert_eq!(
+        condition(&waiting, "Reconciling").map(|c| c.status.as_str()),
+        Some("True")
+    );
+
+    emulator.clear_faults();
+    wait_synced(&env, &ns, "steady").await;
+    let xml = emulator
+        .job_config(&format!("{ns}/steady"))
+        .expect("the job is still there");
+    assert_eq!(texts(&xml, "description")[0], "changed");
+    let destructive: Vec<String> = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("doDelete") || r.method == "DELETE")
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(destructive.is_empty(), "deleted: {destructive:?}");
+}
