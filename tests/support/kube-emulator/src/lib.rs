@@ -66,6 +66,7 @@
 
 mod apply;
 mod builtin_validation;
+mod cel_rules;
 mod clock;
 mod defaults;
 mod faults;
