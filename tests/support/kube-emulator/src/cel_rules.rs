@@ -66,6 +66,46 @@ pub fn check_crd(crd: &Value) -> Vec<Cause> {
     causes
 }
 
+/// kube-cel's cost heuristic on every rule of a CRD: one line per rule whose estimate exceeds
+/// its budget of 1,000,000 (the API server's per-call limit; its static per-rule limit is ten
+/// times that) or that walks a list without `maxItems`. It is a coarse estimate, not the API
+/// server's cost model: an empty answer does not prove that a real server accepts the CRD.
+pub fn cost_warnings(crd: &Value) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let versions = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for version in versions {
+        if let Some(schema) = version.pointer("/schema/openAPIV3Schema") {
+            cost_of_node(schema, &mut warnings);
+        }
+    }
+    warnings
+}
+
+fn cost_of_node(schema: &Value, warnings: &mut Vec<String>) {
+    let rules = schema["x-kubernetes-validations"].as_array();
+    if let Some(rules) = rules.filter(|r| !r.is_empty()) {
+        let compiled = kube_cel::compile_schema(schema);
+        for rule in rules.iter().filter_map(|r| r["rule"].as_str()) {
+            for warning in kube_cel::estimate_rule_cost(rule, &compiled) {
+                warnings.push(format!("{rule}: {}", warning.message));
+            }
+        }
+    }
+    let children = schema["properties"]
+        .as_object()
+        .into_iter()
+        .flat_map(|p| p.values())
+        .chain(schema.get("items"))
+        .chain(schema.get("additionalProperties").filter(|a| a.is_object()));
+    for child in children {
+        cost_of_node(child, warnings);
+    }
+}
+
 /// The root schema as CEL sees it: `apiVersion` and `kind` strings, and `metadata` with only
 /// `name` and `generateName`.
 fn root_view(schema: &Value) -> Value {

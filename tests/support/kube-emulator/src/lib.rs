@@ -85,6 +85,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use cel_rules::cost_warnings as cel_cost_warnings;
 pub use faults::{Fault, Verb};
 pub use request_log::RequestRecord;
 
