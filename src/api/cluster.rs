@@ -42,9 +42,10 @@ pub const MAX_CLUSTER_NAME: usize = 40;
 #[serde(rename_all = "camelCase")]
 // `namespace` is a CEL keyword: a property of that name is `__namespace__` in a rule (a rule
 // saying `self.namespace` does not compile, and the API server refuses the CRD).
-#[x_kube(validation = Rule::new(
-    "has(self.__namespace__) == has(oldSelf.__namespace__) && (!has(self.__namespace__) || self.__namespace__ == oldSelf.__namespace__)"
-).message("spec.namespace cannot change: JENKINS_HOME and the admin Secret live in the old namespace; create a new JenkinsCluster instead"))]
+#[x_kube(validation = Rule::new(concat!(
+    "has(self.__namespace__) == has(oldSelf.__namespace__) && ",
+    "(!has(self.__namespace__) || self.__namespace__ == oldSelf.__namespace__)"
+)).message("spec.namespace cannot change: JENKINS_HOME and the admin Secret live in the old namespace; create a new JenkinsCluster instead"))]
 pub struct JenkinsClusterSpec {
     /// Namespace the master and its objects live in. Defaults to the resource's name. Created
     /// when missing; a namespace that existed before is never deleted by the operator. Cannot

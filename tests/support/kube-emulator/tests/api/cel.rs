@@ -309,8 +309,9 @@ async fn a_crd_whose_rule_uses_an_unknown_variable_is_refused() {
 #[tokio::test]
 async fn old_self_under_an_atomic_list_is_refused() {
     let mut crd = crd();
-    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["tags"]
-        ["items"]["x-kubernetes-validations"] = json!([{"rule": "self == oldSelf"}]);
+    let tags = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/tags/items";
+    crd.pointer_mut(tags).expect("tags")["x-kubernetes-validations"] =
+        json!([{"rule": "self == oldSelf"}]);
     let causes = refusal(crd).await;
     assert!(causes[0].1.contains("uncorrelatable"), "{causes:?}");
 }
