@@ -40,9 +40,12 @@ pub const MAX_CLUSTER_NAME: usize = 40;
         .message("metadata.name must be a DNS label that starts with a letter (it names a Service)")
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new(
-    "has(self.namespace) == has(oldSelf.namespace) && (!has(self.namespace) || self.namespace == oldSelf.namespace)"
-).message("spec.namespace cannot change: JENKINS_HOME and the admin Secret live in the old namespace; create a new JenkinsCluster instead"))]
+// `namespace` is a CEL keyword: a property of that name is `__namespace__` in a rule (a rule
+// saying `self.namespace` does not compile, and the API server refuses the CRD).
+#[x_kube(validation = Rule::new(concat!(
+    "has(self.__namespace__) == has(oldSelf.__namespace__) && ",
+    "(!has(self.__namespace__) || self.__namespace__ == oldSelf.__namespace__)"
+)).message("spec.namespace cannot change: JENKINS_HOME and the admin Secret live in the old namespace; create a new JenkinsCluster instead"))]
 pub struct JenkinsClusterSpec {
     /// Namespace the master and its objects live in. Defaults to the resource's name. Created
     /// when missing; a namespace that existed before is never deleted by the operator. Cannot

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -812,10 +813,35 @@ async fn a_changed_namespace_is_refused_and_nothing_moves() {
         Some(old_ns.as_str())
     );
 
-    // A real API server refuses this with the CRD's CEL rule; the operator refuses it too.
+    // The API server refuses this with the CRD's CEL rule.
     let new_ns = env.name("moved");
-    patch_spec(&env, &name, json!({ "namespace": new_ns })).await;
     let api: Api<JenkinsCluster> = Api::all(env.client.clone());
+    let move_it = Patch::Merge(json!({ "spec": { "namespace": new_ns } }));
+    match api.patch(&name, &PatchParams::default(), &move_it).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422);
+            assert!(status.message.contains("spec.namespace cannot change"));
+        }
+        other => panic!("the API server lets spec.namespace change: {other:?}"),
+    }
+
+    // The operator refuses it too, for a CRD installed before the rule.
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    let mut crd = crds
+        .get("jenkinsclusters.jenkins.ci")
+        .await
+        .expect("the CRD");
+    let schema = crd.spec.versions[0].schema.as_mut().expect("a schema");
+    let root = schema.open_api_v3_schema.as_mut().expect("openAPIV3Schema");
+    let properties = root.properties.as_mut().expect("properties");
+    properties
+        .get_mut("spec")
+        .expect("spec")
+        .x_kubernetes_validations = None;
+    crds.replace(&crd.name_any(), &PostParams::default(), &crd)
+        .await
+        .expect("the CRD without the rule");
+    patch_spec(&env, &name, json!({ "namespace": new_ns })).await;
     let stalled = eventually("the cluster to be Stalled", || {
         let api = api.clone();
         let name = name.clone();

@@ -1,6 +1,10 @@
 //! The resource kinds the emulator serves: built-in ones and those registered by CRDs.
 
+use std::sync::Arc;
+
 use serde_json::Value;
+
+use crate::cel_rules::Rules;
 
 /// One served resource (a plural under a group), with what the server needs to know about it.
 #[derive(Clone, Debug)]
@@ -17,6 +21,8 @@ pub struct ResourceKind {
     pub generation: bool,
     /// Custom resources carry their CRD's `openAPIV3Schema` (of the storage version).
     pub schema: Option<Value>,
+    /// The schema's compiled `x-kubernetes-validations` rules.
+    pub rules: Option<Arc<Rules>>,
     pub short_names: Vec<String>,
 }
 
@@ -57,6 +63,7 @@ fn builtin(
         status_subresource,
         generation,
         schema: None,
+        rules: None,
         short_names: Vec::new(),
     }
 }
@@ -162,6 +169,7 @@ pub fn from_crd(crd: &Value) -> Option<ResourceKind> {
         namespaced: spec["scope"].as_str() != Some("Cluster"),
         status_subresource: storage.pointer("/subresources/status").is_some(),
         generation: true,
+        rules: Rules::compile(&schema).map(Arc::new),
         schema: Some(schema),
         short_names: names["shortNames"]
             .as_array()

@@ -37,6 +37,23 @@
 //!   (type, required, enum, pattern, lengths, bounds, item counts, int-or-string,
 //!   preserve-unknown-fields, nullable, list-type map/set uniqueness, allOf/anyOf/oneOf/not), with
 //!   422 `Invalid` Status bodies naming the fields.
+//! - CEL rules (`x-kubernetes-validations`), with the [kube-cel](https://docs.rs/kube-cel) crate
+//!   (Kubernetes' CEL libraries on the `cel` crate). Writing a CRD compiles every rule of every
+//!   version; one that does not compile refuses the CRD with 422 at
+//!   `spec.versions[i].schema.openAPIV3Schema.properties[...].x-kubernetes-validations[j].rule`.
+//!   Compiling is parsing plus the schema-driven part of the server's type check: variables are
+//!   `self`, `oldSelf` or a macro's own; a field selected from a schema object must be one of its
+//!   properties under its escaped name (`__namespace__` for `namespace`, `x__dash__y` for
+//!   `x-y`); a scalar has no fields; the root's `metadata` has only `name` and `generateName`;
+//!   `oldSelf` is refused under items of lists that are not `x-kubernetes-list-type: map`. Every
+//!   create, update, patch, apply and status write of a custom resource evaluates the rules on
+//!   the pruned, defaulted object: `self` is the node's value, `oldSelf` the stored value at the
+//!   same path; a rule using `oldSelf` is skipped when there is no old value (a create, a new
+//!   field) unless `optionalOldSelf`; a null value runs no rule. A failure is a cause
+//!   `{field, message: "Invalid value: \"<type>\": <message or failed rule: <rule>>", reason}`
+//!   (`<nil>` for root rules; `reason`/`fieldPath` of the rule honoured), listed after the
+//!   schema's causes; a schema error of a blocking kind (type, required, enum, too long, too
+//!   many) skips the rules with the server's "some validation rules were not checked" cause.
 //! - A Deployment controller reduced to "all replicas become ready" (togglable).
 //! - A request log and fault injection ([`Fault`]).
 //!
@@ -45,7 +62,15 @@
 //!   accepted and ignored; `continue` tokens are offsets into the current state.
 //! - One stored version per kind: other served versions of a CRD are the same object with a
 //!   different `apiVersion` (no conversion webhooks).
-//! - `x-kubernetes-validations` (CEL) rules are NOT evaluated; `format` is not checked.
+//! - `format` is not checked.
+//! - CEL, compared with a real server: the type check covers fields and variables only (a rule
+//!   comparing a string with an int compiles here and fails when evaluated); the cost of a rule
+//!   is not estimated nor metered (no per-rule, per-CRD or per-request budget; see
+//!   [`cel_cost_warnings`] for kube-cel's coarse heuristic, which is not the server's model);
+//!   `oldSelf` in items of a keyed list is the old item at the same index, not the one with the
+//!   same keys; no validation ratcheting (an unchanged invalid value is refused again); kube-cel
+//!   escapes `_` in property names as `__` (the server keeps `a_b` as `a_b`), so a rule reading
+//!   a property with `_` in its name compiles here but fails when evaluated.
 //! - Strategic merge patch is a merge patch where the built-in keyed lists (containers, env,
 //!   ports, volumes, volumeMounts, conditions, ownerReferences...) merge by key; `$patch: delete`
 //!   is honoured, other directives ignored. Custom resources reject it with 415, as the real
@@ -66,6 +91,7 @@
 
 mod apply;
 mod builtin_validation;
+mod cel_rules;
 mod clock;
 mod defaults;
 mod faults;
@@ -84,6 +110,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use cel_rules::cost_warnings as cel_cost_warnings;
 pub use faults::{Fault, Verb};
 pub use request_log::RequestRecord;
 

@@ -12,7 +12,7 @@ use crate::kinds::{self, ResourceKind};
 use crate::patch::{self, ListRules};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, Cause};
-use crate::{builtin_validation, clock, defaults, validation};
+use crate::{builtin_validation, cel_rules, clock, defaults, validation};
 
 /// Where an object lives.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -552,7 +552,22 @@ impl Store {
         match &kind.schema {
             Some(schema) => {
                 validation::prune_and_default(&mut new, schema);
-                let causes = validation::validate(&new, schema);
+                let mut causes = validation::validate(&new, schema);
+                if let Some(rules) = &kind.rules {
+                    // Like the API server, no rule runs on an object of the wrong shape.
+                    if causes.iter().any(|c| BLOCKING.contains(&c.reason.as_str())) {
+                        causes.push(Cause {
+                            reason: "FieldValueInvalid".into(),
+                            message: "Invalid value: \"null\": some validation rules were not \
+                                      checked because the object was invalid; correct the \
+                                      existing errors to complete validation"
+                                .into(),
+                            field: "<nil>".into(),
+                        });
+                    } else {
+                        causes.extend(cel_rules::evaluate(rules, &new, old.as_ref()));
+                    }
+                }
                 if !causes.is_empty() {
                     return Err(ApiError::invalid(
                         &kind.kind,
@@ -964,6 +979,15 @@ fn validate_name(kind: &ResourceKind, name: &str) -> Result<(), ApiError> {
 }
 
 /// A CRD is accepted and Established as soon as it is stored.
+/// Schema errors after which the API server evaluates no CEL rule.
+const BLOCKING: &[&str] = &[
+    "FieldValueNotSupported",
+    "FieldValueRequired",
+    "FieldValueTooLong",
+    "FieldValueTooMany",
+    "FieldValueTypeInvalid",
+];
+
 fn crd_status(crd: &mut Value, now: &str) -> Result<(), ApiError> {
     let name = crd
         .pointer("/metadata/name")
@@ -994,6 +1018,15 @@ fn crd_status(crd: &mut Value, now: &str) -> Result<(), ApiError> {
             "apiextensions.k8s.io",
             &name,
             vec![cause],
+        ));
+    }
+    let causes = cel_rules::check_crd(crd);
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(
+            "CustomResourceDefinition",
+            "apiextensions.k8s.io",
+            &name,
+            causes,
         ));
     }
     let since = crd

@@ -1,7 +1,7 @@
 //! Custom resources against their CRD's structural `openAPIV3Schema`: pruning of unknown fields,
 //! defaulting, and validation with field causes like the API server's.
 //!
-//! `x-kubernetes-validations` (CEL) rules are not evaluated.
+//! `x-kubernetes-validations` (CEL) rules are evaluated in `cel_rules`.
 
 use serde_json::{Map, Value};
 

@@ -1,6 +1,7 @@
 //! The emulator's behaviours, each driven through a real `kube::Client` over HTTP.
 
 mod apply;
+mod cel;
 mod controller;
 mod crd;
 mod defaults;
