@@ -10,6 +10,7 @@ use kube::runtime::events::{Recorder, Reporter};
 
 use super::jenkins_clients::JenkinsClients;
 use super::metrics::Metrics;
+use crate::build::poll::PollIntervals;
 
 /// Timings of the reconcilers. The defaults suit a real cluster; tests shorten them.
 #[derive(Clone, Debug)]
@@ -25,6 +26,11 @@ pub struct Settings {
     /// How long Jenkins may stay silent after its Deployment rolled out before the cluster is
     /// reported Stalled (it recovers by itself once Jenkins answers).
     pub jenkins_stall_after: Duration,
+    /// First delay between two polls of a queued or running build; it doubles while nothing
+    /// changes and drops back when something does.
+    pub build_poll_min: Duration,
+    /// Longest delay between two polls of a queued or running build.
+    pub build_poll_max: Duration,
 }
 
 impl Default for Settings {
@@ -35,6 +41,8 @@ impl Default for Settings {
             backoff_base: Duration::from_secs(2),
             backoff_cap: Duration::from_secs(300),
             jenkins_stall_after: Duration::from_secs(600),
+            build_poll_min: Duration::from_secs(1),
+            build_poll_max: Duration::from_secs(30),
         }
     }
 }
@@ -46,6 +54,8 @@ pub struct Context {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub jenkins: JenkinsClients,
+    /// How often each followed JenkinsBuild is polled.
+    pub build_polls: PollIntervals,
     failures: Mutex<HashMap<String, u32>>,
     /// When each cluster's Jenkins last stopped answering, while it stays silent.
     silent_since: Mutex<HashMap<String, Instant>>,
@@ -69,6 +79,7 @@ impl Context {
             settings,
             metrics,
             jenkins,
+            build_polls: PollIntervals::default(),
             failures: Mutex::new(HashMap::new()),
             silent_since: Mutex::new(HashMap::new()),
         }

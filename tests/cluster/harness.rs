@@ -47,6 +47,8 @@ pub fn fast_settings() -> Settings {
         backoff_base: Duration::from_millis(100),
         backoff_cap: Duration::from_secs(2),
         jenkins_stall_after: Duration::from_secs(600),
+        build_poll_min: Duration::from_millis(100),
+        build_poll_max: Duration::from_millis(400),
     }
 }
 
