@@ -215,6 +215,11 @@ impl Env {
         Some(jenkins.clone())
     }
 
+    /// The emulated Jenkins of the cluster `name`; `None` on a real cluster.
+    pub fn emulated_jenkins(&self, name: &str) -> Option<Arc<JenkinsEmulator>> {
+        self.jenkins.get(name).map(|(jenkins, _)| jenkins.clone())
+    }
+
     /// Stops the controllers (graceful shutdown) and waits until they are gone.
     pub async fn stop_operator(&mut self) {
         if let Some((task, stop)) = self.operator.take() {
