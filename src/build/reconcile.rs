@@ -154,6 +154,23 @@ async fn start(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
         Err(waiting) => return waiting_for(build, ctx, &old, waiting).await,
     };
 
+    // Jenkins refused the last trigger: ask whether the job takes builds again before
+    // triggering (a read, where a trigger would be a refused POST on every look).
+    let refused = conditions::find(&old.conditions, STALLED)
+        .is_some_and(|c| c.status == "True" && c.reason == NOT_BUILDABLE);
+    if refused {
+        let path = JobPath::parse(&target.job).map_err(Error::Jenkins)?;
+        match jenkins.get_job(&path).await {
+            Ok(job) if !job.buildable => {
+                let cannot = not_buildable(&target.job);
+                report_cannot_run(build, ctx, &old, &cannot).await?;
+                return Ok(Action::requeue(ctx.settings.resync));
+            }
+            Ok(_) | Err(JenkinsError::NotFound { .. }) => {}
+            Err(e) => return Err(Error::Jenkins(e)),
+        }
+    }
+
     // A fresh read: the cache may not hold this controller's latest write yet, and a marker
     // written there means the build may already be in Jenkins.
     let api = builds_api(build, ctx);
@@ -236,10 +253,7 @@ async fn trigger(
             Ok(Action::requeue(ctx.settings.build_poll_min))
         }
         Err(JenkinsError::NotBuildable { .. }) => {
-            let cannot = CannotRun::new(
-                "JobNotBuildable",
-                format!("Jenkins refused to build {job}: the job is disabled (409)"),
-            );
+            let cannot = not_buildable(&job);
             report_cannot_run(build, ctx, &marked, &cannot).await?;
             Ok(Action::requeue(ctx.settings.resync))
         }
@@ -261,6 +275,19 @@ async fn trigger(
         // for it before triggering again.
         Err(error) => Err(Error::Jenkins(error)),
     }
+}
+
+/// Reason of a build whose job Jenkins refuses to build (disabled in Jenkins).
+const NOT_BUILDABLE: &str = "JobNotBuildable";
+
+fn not_buildable(job: &str) -> CannotRun {
+    CannotRun::new(
+        NOT_BUILDABLE,
+        format!(
+            "Jenkins refuses to build {job}: the job is disabled in Jenkins (409); the build \
+             starts once the job is enabled"
+        ),
+    )
 }
 
 /// The marker is there but not the queue item: find what the lost answer named, or trigger
