@@ -5,7 +5,7 @@
 //! | status holds | stage | next step |
 //! |---|---|---|
 //! | nothing (or a can't-run failure) | not triggered | resolve, write the marker, trigger |
-//! | `buildId`, no `queueId` | triggered, answer lost | find the item or build by the id parameter |
+//! | `buildId`, no `queueId` | answer lost | find the item or build by the id parameter |
 //! | `queueId`, no `buildNumber` | queued | read the queue item |
 //! | `buildNumber` | running | read the build and the console |
 //! | `completionTime` | finished | nothing, or delete after the ttl |
