@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use jenkins_emulator::{BuildResult, JenkinsEmulator, Outcome};
 use jenkins_operator::api::build::{BuildPhase, JenkinsBuild, JenkinsBuildSpec};
 use jenkins_operator::api::{JenkinsCluster, JenkinsJob};
@@ -16,14 +17,16 @@ use jenkins_operator::job::config_xml::BUILD_ID_PARAMETER;
 use jenkins_operator::job::plan;
 use jenkins_operator::operator::jenkins_clients::read_admin_credentials;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, PostParams};
+use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use kube_emulator::{Fault, Verb};
 use serde_json::json;
 use url::Url;
 
 use super::create_and_wait_ready;
-use super::harness::{Env, REAL_JENKINS_ENV, eventually};
+use super::harness::{Env, REAL_JENKINS_ENV, eventually, patience};
 
 /// The JenkinsJob every test builds, with one parameter of each type.
 const JOB: &str = "hello";
@@ -534,10 +537,37 @@ async fn a_finished_build_is_deleted_after_its_ttl() {
         return;
     };
     builds_end_with(&fx, BuildResult::Success);
+
+    // A watch sees every state, however short: polling could miss the finished one.
+    let mut events = watcher(builds(&env, &fx), watcher::Config::default()).boxed();
     let mut build = build_named("short-lived", &[]);
     build.spec.ttl_seconds_after_finished = Some(1);
     create(&env, &fx, &build).await;
-    wait_phase(&env, &fx, "short-lived", BuildPhase::Succeeded).await;
+    let mut finished_at = None;
+    let deleted_at = tokio::time::timeout(patience(), async {
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(watcher::Event::Apply(b) | watcher::Event::InitApply(b))
+                    if b.name_any() == "short-lived" =>
+                {
+                    let status = b.status.clone().unwrap_or_default();
+                    if status.phase == Some(BuildPhase::Succeeded) && finished_at.is_none() {
+                        finished_at = status.completion_time.map(|t| t.0);
+                    }
+                }
+                Ok(watcher::Event::Delete(b)) if b.name_any() == "short-lived" => {
+                    return Timestamp::now();
+                }
+                _ => {}
+            }
+        }
+        panic!("the watch ended");
+    })
+    .await
+    .expect("the build to be deleted after its ttl");
+    let finished_at = finished_at.expect("the build was seen Succeeded before it went");
+    let lived = deleted_at.as_millisecond() - finished_at.as_millisecond();
+    assert!(lived >= 1000, "deleted {lived} ms after it finished");
     wait_gone(&env, &fx, "short-lived").await;
 }
 
