@@ -89,7 +89,9 @@ pub enum BuildPhase {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct JenkinsBuildStatus {
-    /// `Ready` (the build finished), `Succeeded`, and kstatus `Reconciling`/`Stalled`.
+    /// `Ready` (True once the build finished, whatever its result), `Succeeded` (True for
+    /// SUCCESS and UNSTABLE), and the kstatus `Reconciling` (queued or running) and `Stalled`
+    /// (the build cannot run: see `message`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -101,6 +103,16 @@ pub struct JenkinsBuildStatus {
     /// Full name of the Jenkins job that runs the build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jenkins_job: Option<String>,
+
+    /// The JenkinsCluster whose Jenkins runs the build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+
+    /// The value the operator passes as the build parameter `JENKINS_OPERATOR_BUILD_ID` (this
+    /// resource's uid). It is recorded just before the build is triggered: with it, a
+    /// restarted operator finds the queue item or build in Jenkins instead of triggering again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
 
     /// Id of the Jenkins queue item, recorded before anything else so that a restarted
     /// operator never triggers the build twice.
@@ -131,9 +143,15 @@ pub struct JenkinsBuildStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<i64>,
 
-    /// The last lines of the console log (at most 50 lines and 8 KiB).
+    /// The last lines of the console log (at most 50 lines and 8 KiB), as Jenkins shows
+    /// them: Jenkins masks the credentials a pipeline binds; anything else a pipeline prints
+    /// appears here. Terminal escape sequences are removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_tail: Option<String>,
+
+    /// Where the next read of the console log starts (Jenkins' opaque progressive-log cursor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_offset: Option<i64>,
 
     /// Why the build cannot run, when it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -39,6 +39,18 @@ pub enum BuildResult {
 }
 
 impl BuildResult {
+    /// The name Jenkins uses (`SUCCESS`, `UNSTABLE`, ...).
+    pub fn as_str(&self) -> &str {
+        match self {
+            BuildResult::Success => "SUCCESS",
+            BuildResult::Unstable => "UNSTABLE",
+            BuildResult::Failure => "FAILURE",
+            BuildResult::NotBuilt => "NOT_BUILT",
+            BuildResult::Aborted => "ABORTED",
+            BuildResult::Other(other) => other,
+        }
+    }
+
     fn parse(text: &str) -> BuildResult {
         match text {
             "SUCCESS" => BuildResult::Success,
@@ -77,6 +89,15 @@ impl Build {
     pub fn is_complete(&self) -> bool {
         !self.building
     }
+}
+
+/// A build found by one of its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoundBuild {
+    /// Build number.
+    pub number: u64,
+    /// The queue item it came from.
+    pub queue_id: u64,
 }
 
 /// One read of the progressive console log.
@@ -221,6 +242,56 @@ impl JenkinsClient {
             .into_iter()
             .find(|b| b.queue_id == Some(queue_id))
             .map(|b| b.number))
+    }
+
+    /// Finds the build (number and queue item) that ran with the parameter `name=value`,
+    /// among the builds Jenkins lists for the job (its latest 100 or so).
+    pub async fn find_build_by_parameter(
+        &self,
+        path: &JobPath,
+        name: &str,
+        value: &str,
+    ) -> Result<Option<FoundBuild>, JenkinsError> {
+        #[derive(Deserialize)]
+        struct Builds {
+            #[serde(default)]
+            builds: Vec<Entry>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Entry {
+            number: u64,
+            #[serde(default)]
+            queue_id: u64,
+            #[serde(default)]
+            actions: Vec<RawAction>,
+        }
+        let call = Call::get(
+            format!("find the build of ‘{path}’ with parameter {name}"),
+            format!("{}api/json", path.url_path()),
+        )
+        .query(
+            "tree",
+            "builds[number,queueId,actions[parameters[name,value]]]",
+        );
+        let answer = self.execute(&call).await?;
+        if answer.status != StatusCode::OK {
+            return Err(self.error(&call.operation, &answer));
+        }
+        let builds: Builds = answer.json(&call.operation)?;
+        Ok(builds
+            .builds
+            .into_iter()
+            .find(|b| {
+                b.actions
+                    .iter()
+                    .flat_map(|a| &a.parameters)
+                    .any(|p| p.name == name && value_text(&p.value).as_deref() == Some(value))
+            })
+            .map(|b| FoundBuild {
+                number: b.number,
+                queue_id: b.queue_id,
+            }))
     }
 
     /// Where a queue item stands: `Ok(Some(n))` once it became build `n`, `Ok(None)` while it

@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::builds::BuildRef;
 use super::client::{Call, Retry};
+use super::jobs::value_text;
 use super::{JenkinsClient, JenkinsError};
 
 /// A queue item's state.
@@ -49,7 +50,82 @@ struct RawItem {
     executable: Option<BuildRef>,
 }
 
+/// The queue listing, with what identifies each item.
+#[derive(Deserialize)]
+struct RawQueue {
+    #[serde(default)]
+    items: Vec<RawListedItem>,
+}
+
+#[derive(Deserialize)]
+struct RawListedItem {
+    id: u64,
+    /// `\nNAME=value` per parameter, as Jenkins prints them.
+    #[serde(default)]
+    params: Option<String>,
+    #[serde(default)]
+    actions: Vec<RawAction>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawAction {
+    parameters: Vec<RawParameter>,
+}
+
+#[derive(Deserialize)]
+struct RawParameter {
+    name: String,
+    #[serde(default)]
+    value: serde_json::Value,
+}
+
+impl RawListedItem {
+    fn has_parameter(&self, name: &str, value: &str) -> bool {
+        let in_actions = self
+            .actions
+            .iter()
+            .flat_map(|a| &a.parameters)
+            .any(|p| p.name == name && value_text(&p.value).as_deref() == Some(value));
+        let line = format!("{name}={value}");
+        let in_params = self
+            .params
+            .as_deref()
+            .is_some_and(|params| params.lines().any(|l| l == line));
+        in_actions || in_params
+    }
+}
+
 impl JenkinsClient {
+    /// Finds the item still in the queue (waiting, blocked, buildable or about to start) that
+    /// carries the parameter `name=value`, for when the id of an item the operator queued
+    /// was lost. Items that have left the queue are not listed: look for their build with
+    /// [`JenkinsClient::find_build_by_parameter`].
+    pub async fn find_queue_item_by_parameter(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<Option<u64>, JenkinsError> {
+        let call = Call::get(
+            format!("find the queue item with parameter {name}"),
+            "queue/api/json".into(),
+        )
+        .query(
+            "tree",
+            "items[id,params,actions[parameters[name,value]],task[name,url]]",
+        );
+        let answer = self.execute(&call).await?;
+        if answer.status != StatusCode::OK {
+            return Err(self.error(&call.operation, &answer));
+        }
+        let queue: RawQueue = answer.json(&call.operation)?;
+        Ok(queue
+            .items
+            .into_iter()
+            .find(|item| item.has_parameter(name, value))
+            .map(|item| item.id))
+    }
+
     /// Reads a queue item.
     pub async fn queue_item(&self, id: u64) -> Result<QueueItem, JenkinsError> {
         let call = Call::get(
@@ -94,5 +170,33 @@ impl JenkinsClient {
             StatusCode::OK | StatusCode::NO_CONTENT | StatusCode::FOUND => Ok(()),
             _ => Err(self.error(&call.operation, &answer)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queued_item_is_recognised_by_its_parameter_in_actions_or_params() {
+        let queue: RawQueue = serde_json::from_value(serde_json::json!({
+            "items": [
+                {"id": 3, "params": "\nJENKINS_OPERATOR_BUILD_ID=other", "actions": []},
+                {"id": 4, "actions": [{}, {"parameters": [
+                    {"name": "JENKINS_OPERATOR_BUILD_ID", "value": "uid-1"}]}]},
+                {"id": 5, "params": "\nA=b\nJENKINS_OPERATOR_BUILD_ID=uid-2"},
+            ]
+        }))
+        .expect("a queue listing");
+        let find = |value: &str| {
+            queue
+                .items
+                .iter()
+                .find(|i| i.has_parameter("JENKINS_OPERATOR_BUILD_ID", value))
+                .map(|i| i.id)
+        };
+        assert_eq!(find("uid-1"), Some(4));
+        assert_eq!(find("uid-2"), Some(5));
+        assert_eq!(find("uid"), None, "a prefix is not a match");
     }
 }

@@ -10,6 +10,7 @@ use kube::runtime::events::{Recorder, Reporter};
 
 use super::jenkins_clients::JenkinsClients;
 use super::metrics::Metrics;
+use crate::build::poll::PollIntervals;
 
 /// Timings of the reconcilers. The defaults suit a real cluster; tests shorten them.
 #[derive(Clone, Debug)]
@@ -28,6 +29,11 @@ pub struct Settings {
     /// How often the JenkinsJob controller reads every job's live config.xml to repair edits
     /// made in the Jenkins UI. Between checks, an unchanged spec costs no config.xml request.
     pub job_drift_check: Duration,
+    /// First delay between two polls of a queued or running build; it doubles while nothing
+    /// changes and drops back when something does.
+    pub build_poll_min: Duration,
+    /// Longest delay between two polls of a queued or running build.
+    pub build_poll_max: Duration,
 }
 
 impl Default for Settings {
@@ -39,6 +45,8 @@ impl Default for Settings {
             backoff_cap: Duration::from_secs(300),
             jenkins_stall_after: Duration::from_secs(600),
             job_drift_check: Duration::from_secs(600),
+            build_poll_min: Duration::from_secs(1),
+            build_poll_max: Duration::from_secs(30),
         }
     }
 }
@@ -50,6 +58,8 @@ pub struct Context {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub jenkins: JenkinsClients,
+    /// How often each followed JenkinsBuild is polled.
+    pub build_polls: PollIntervals,
     failures: Mutex<HashMap<String, u32>>,
     /// When each cluster's Jenkins last stopped answering, while it stays silent.
     silent_since: Mutex<HashMap<String, Instant>>,
@@ -73,6 +83,7 @@ impl Context {
             settings,
             metrics,
             jenkins,
+            build_polls: PollIntervals::default(),
             failures: Mutex::new(HashMap::new()),
             silent_since: Mutex::new(HashMap::new()),
         }

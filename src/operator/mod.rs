@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::api::{JenkinsCluster, JenkinsJob};
+use crate::build;
 use crate::cluster::labels::{CLUSTER_LABEL, MANAGED_BY};
 use crate::cluster::reconcile::{error_policy, reconcile};
 use crate::job::reconcile as job_reconcile;
@@ -272,6 +273,7 @@ async fn run_controllers(
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
     let labelled = watcher::Config::default().labels(CLUSTER_LABEL);
     let graceful = stopped(stop.clone());
+    let builds = build::run(ctx.clone(), stopped(stop.clone()));
 
     // Ready once the cluster cache holds its first full list. The stream tells: a second
     // `Store::wait_until_ready` next to the controller's own would not do, as kube-runtime 5
@@ -352,7 +354,8 @@ async fn run_controllers(
             }
         });
 
-    let controllers = futures::future::join(controllers, job_controller(ctx.clone(), &stop));
+    let controllers =
+        futures::future::join3(controllers, job_controller(ctx.clone(), &stop), builds);
 
     // After a shutdown request the controllers stop taking work; bound how long in-flight
     // reconciles may take.

@@ -48,6 +48,8 @@ pub fn fast_settings() -> Settings {
         backoff_cap: Duration::from_secs(2),
         jenkins_stall_after: Duration::from_secs(600),
         job_drift_check: Duration::from_secs(60),
+        build_poll_min: Duration::from_millis(100),
+        build_poll_max: Duration::from_millis(400),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The JenkinsCluster controller, end to end over HTTP: against the Kubernetes API emulator,
 //! or a real cluster when `JENKINS_OPERATOR_TEST_KUBECONFIG` is set (see the README).
 
+mod builds;
 mod harness;
 mod jenkins;
 mod jenkins_pod;

@@ -90,6 +90,15 @@ impl Backend {
         }
     }
 
+    /// The emulated Jenkins of the cluster `name`.
+    pub fn jenkins(&self, name: &str) -> Arc<JenkinsEmulator> {
+        self.jenkins
+            .iter()
+            .find(|(n, ..)| n == name)
+            .map(|(_, jenkins, _)| jenkins.clone())
+            .expect("an emulated Jenkins for this cluster name")
+    }
+
     /// The requests the operator processes made (not the test's own).
     pub fn operator_requests(&self) -> Vec<RequestRecord> {
         self.emulator

@@ -1,16 +1,21 @@
 //! The operator's RBAC rules (deploy/helm/jenkins-operator/files/rbac-rules.yaml) against the
-//! API calls the operator really makes: a full cluster life is run, every request of the
-//! operator is taken from the emulator's log, and each must be allowed by the rules. Rules no
-//! call needs are reported; the ones kept for reasons this run cannot show are listed below
-//! with the reason, and any other unused rule fails the test.
+//! API calls the operator really makes: a full cluster life (with JenkinsBuilds) is run, every
+//! request of the operator is taken from the emulator's log, and each must be allowed by the
+//! rules. Rules no call needs are reported; the ones kept for reasons this run cannot show are
+//! listed below with the reason, and any other unused rule fails the test.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use jenkins_operator::api::JenkinsCluster;
+use jenkins_emulator::{BuildResult, Outcome};
+use jenkins_operator::api::build::{JenkinsBuild, JenkinsBuildSpec};
 use jenkins_operator::api::cluster::DeletionPolicy;
+use jenkins_operator::api::{JenkinsCluster, JenkinsJob};
+use jenkins_operator::cluster::cluster_namespace;
+use jenkins_operator::jenkins::JobPath;
+use jenkins_operator::job::plan;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding};
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use kube_emulator::{RequestRecord, Verb};
 use serde::Deserialize;
@@ -221,6 +226,83 @@ async fn job_life(backend: &Backend) {
     .await;
 }
 
+/// A JenkinsBuild's life in the cluster's namespace: triggered, followed, deleted by its ttl;
+/// and one deleted while it runs, which stops it.
+async fn run_builds(backend: &Backend, cluster_name: &str) {
+    let clusters: Api<JenkinsCluster> = Api::all(backend.client.clone());
+    let cluster = clusters.get(cluster_name).await.expect("the cluster");
+    let namespace = cluster_namespace(&cluster);
+    let job: JenkinsJob = serde_json::from_value(serde_json::json!({
+        "apiVersion": "jenkins.ci/v1alpha1",
+        "kind": "JenkinsJob",
+        "metadata": {"name": "hello", "namespace": namespace},
+        "spec": {"cluster": cluster_name, "pipeline": {"script": "echo 'hi'"}},
+    }))
+    .expect("a JenkinsJob");
+    let job = Api::<JenkinsJob>::namespaced(backend.client.clone(), &namespace)
+        .create(&PostParams::default(), &job)
+        .await
+        .expect("create the JenkinsJob");
+
+    // The JenkinsJob controller creates the Jenkins job.
+    let jobs: Api<JenkinsJob> = Api::namespaced(backend.client.clone(), &namespace);
+    eventually("the JenkinsJob to be synced", || async {
+        let live = jobs.get("hello").await.ok()?;
+        let synced = live.status.as_ref()?.conditions.iter().any(|c| {
+            c.type_ == "Synced"
+                && c.status == "True"
+                && c.observed_generation == live.metadata.generation
+        });
+        synced.then_some(())
+    })
+    .await;
+    let jenkins = backend.jenkins(cluster_name);
+    let planned = plan(&job, &cluster).expect("the job plans");
+    let path = JobPath::parse(&planned.jobs[0].full_name).expect("a path");
+
+    let builds: Api<JenkinsBuild> = Api::namespaced(backend.client.clone(), &namespace);
+    let spec = |ttl: Option<i32>| {
+        serde_json::from_value::<JenkinsBuildSpec>(serde_json::json!({
+            "job": "hello", "ttlSecondsAfterFinished": ttl,
+        }))
+        .expect("a spec")
+    };
+    let running = JenkinsBuild::new("stopped", spec(None));
+    builds
+        .create(&PostParams::default(), &running)
+        .await
+        .expect("create a build");
+    eventually("the build to run", || async {
+        let live = builds.get("stopped").await.ok()?;
+        live.status?.build_number.map(|_| ())
+    })
+    .await;
+    builds
+        .delete("stopped", &DeleteParams::default())
+        .await
+        .expect("delete the running build");
+
+    jenkins.set_job_outcome(
+        &path.full_name(),
+        Some(Outcome {
+            result: BuildResult::Success,
+            duration: Duration::ZERO,
+            log: "hi\n".into(),
+        }),
+    );
+    let finished = JenkinsBuild::new("finished", spec(Some(0)));
+    builds
+        .create(&PostParams::default(), &finished)
+        .await
+        .expect("create a build");
+    for name in ["stopped", "finished"] {
+        eventually("the builds to be gone", || async {
+            builds.get_opt(name).await.ok()?.is_none().then_some(())
+        })
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_of_a_full_cluster_life_is_allowed_and_no_rule_is_unused() {
     let backend = Backend::start().await;
@@ -234,6 +316,7 @@ async fn every_call_of_a_full_cluster_life_is_allowed_and_no_rule_is_unused() {
     backend.create(&cluster).await;
     backend.wait_ready("platform").await;
     let mut needs_held = held_for_what_it_grants(&backend).await;
+    run_builds(&backend, "platform").await;
 
     // A team's JenkinsJob with a git credential: the cluster is read, the team's namespace is
     // admitted by its labels, the Secret is copied, the jobs are synced, and on deletion the

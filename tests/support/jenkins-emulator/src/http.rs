@@ -379,6 +379,7 @@ fn top_level(state: &mut State, request: &mut Request<'_>) -> Reply {
             })).collect::<Vec<_>>(),
         })),
         ["createItem"] if post => create_item(state, request, &[]),
+        ["queue", "api", "json"] if get => queue_json(state, request),
         ["queue", "item", id, "api", "json"] if get => queue_item(state, request, id),
         ["queue", "cancelItem"] if post => cancel_item(state, request),
         ["configuration-as-code", "reload"] if post => {
@@ -647,6 +648,8 @@ fn job_json(state: &State, request: &Request<'_>, path: &[String]) -> Reply {
                "url": format!("{url}{}/", b.number)})
     };
     let with_queue_id = request.param("tree").is_some_and(|t| t.contains("queueId"));
+    // Jenkins lists a build's actions only when the tree asks for them.
+    let with_actions = request.param("tree").is_some_and(|t| t.contains("actions"));
     let builds: Vec<Value> = job
         .builds
         .iter()
@@ -655,6 +658,9 @@ fn job_json(state: &State, request: &Request<'_>, path: &[String]) -> Reply {
             let mut value = build_ref(b);
             if with_queue_id {
                 value["queueId"] = json!(b.queue_id);
+            }
+            if with_actions {
+                value["actions"] = json!([parameters_action(&b.params)]);
             }
             value
         })
@@ -839,6 +845,50 @@ fn build(state: &mut State, request: &Request<'_>, path: &[String], with_params:
         StatusCode::CREATED,
         format!("{}queue/item/{id}/", request.base),
     )
+}
+
+/// A `ParametersAction` as the JSON API shows it (an empty object without parameters).
+fn parameters_action(params: &[(String, String)]) -> Value {
+    if params.is_empty() {
+        return json!({});
+    }
+    let parameters: Vec<Value> = params
+        .iter()
+        .map(|(name, value)| {
+            json!({"_class": "hudson.model.StringParameterValue", "name": name, "value": value})
+        })
+        .collect();
+    json!({"_class": "hudson.model.ParametersAction", "parameters": parameters})
+}
+
+/// `GET queue/api/json`: the items still in the queue (left items are not listed).
+fn queue_json(state: &mut State, request: &Request<'_>) -> Reply {
+    let items: Vec<Value> = state
+        .queue
+        .iter()
+        .filter(|e| e.left.is_none())
+        .map(|entry| {
+            let (kind, why) = state.waiting_state(entry);
+            let params: String = entry
+                .params
+                .iter()
+                .map(|(k, v)| format!("\n{k}={v}"))
+                .collect();
+            json!({
+                "_class": format!("hudson.model.Queue${kind}"),
+                "id": entry.id,
+                "params": params,
+                "why": why,
+                "actions": [parameters_action(&entry.params)],
+                "task": {
+                    "_class": "org.jenkinsci.plugins.workflow.job.WorkflowJob",
+                    "name": entry.job.last(),
+                    "url": request.item_url(&entry.job),
+                },
+            })
+        })
+        .collect();
+    Reply::json(json!({"_class": "hudson.model.Queue", "items": items}))
 }
 
 fn queue_item(state: &mut State, request: &Request<'_>, id: &str) -> Reply {
