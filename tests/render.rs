@@ -304,3 +304,20 @@ fn the_binary_renders_an_example_and_refuses_a_bad_file() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).starts_with("error: /nonexistent.yaml: "));
 }
+
+#[test]
+fn every_jenkins_cluster_shown_in_the_readme_renders() {
+    let readme = include_str!("../README.md");
+    let blocks: Vec<&str> = readme
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .filter(|block| block.contains("kind: JenkinsCluster"))
+        .collect();
+    assert!(!blocks.is_empty(), "the README shows a JenkinsCluster");
+    for block in blocks {
+        if let Err(error) = render(block) {
+            panic!("a README example does not render: {error:?}\n{block}");
+        }
+    }
+}

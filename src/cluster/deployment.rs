@@ -326,7 +326,13 @@ fn plugin_installer(cluster: &JenkinsCluster) -> Container {
             "-c".into(),
             INSTALL_PLUGINS_SCRIPT.into(),
         ]),
-        env: Some(vec![plain_env("JENKINS_HOME", JENKINS_HOME)]),
+        // The user's env reaches the installer too: proxies (HTTPS_PROXY) and update-center
+        // mirrors (JENKINS_UC, JENKINS_UC_DOWNLOAD) matter most there.
+        env: Some(
+            std::iter::once(plain_env("JENKINS_HOME", JENKINS_HOME))
+                .chain(cluster.spec.master.env.iter().cloned())
+                .collect(),
+        ),
         // jenkins-plugin-cli is a JVM too; an init container's resources do not add to the
         // pod's, so it may as well have the master's.
         resources: Some(resources(cluster)),
@@ -466,6 +472,19 @@ spec:
         env.iter()
             .find(|e| e.name == name)
             .and_then(|e| e.value.clone())
+    }
+
+    #[test]
+    fn the_plugin_installer_gets_the_users_env_for_proxies_and_mirrors() {
+        let spec = pod(&test_cluster(PREFIXED));
+        let installer = &spec.init_containers.expect("init containers")[0];
+        let names: Vec<&str> = installer
+            .env
+            .iter()
+            .flatten()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(names, ["JENKINS_HOME", "TZ"]);
     }
 
     #[test]

@@ -237,15 +237,12 @@ async fn apply(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error>
     }
 
     // The user's JCasC ConfigMaps must exist; their content is part of the configuration.
-    let user_casc = match user_casc_digest(cluster, ctx).await? {
-        Ok(digest) => digest,
-        Err(problem) => {
-            let verdict = Verdict::stalled("CascConfigMapMissing", problem);
-            report(cluster, ctx, &verdict, None).await?;
-            // User ConfigMaps are watched only when labelled; look again soon.
-            return Ok(Action::requeue(ctx.settings.progress_poll));
-        }
-    };
+    // Everything is applied even when one is wrong, so that the namespace exists for the user
+    // to create a missing ConfigMap in; the problem is reported once the children are applied.
+    let UserCasc {
+        digest: user_casc,
+        problem: user_casc_problem,
+    } = user_casc_digest(cluster, ctx).await?;
 
     // Validate and build: an invalid spec stalls until the user changes it.
     let secrets = GeneratedSecrets::random().map_err(Error::Random)?;
@@ -303,6 +300,15 @@ async fn apply(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error>
         publish(ctx, cluster, EventType::Normal, "Applied", &note).await;
     }
 
+    // A missing or unusable user JCasC ConfigMap keeps the master from starting or from ever
+    // showing the current configuration: say which, and look again soon (user ConfigMaps are
+    // watched only when labelled).
+    if let Some(problem) = user_casc_problem {
+        let verdict = Verdict::stalled("CascConfigMapInvalid", problem);
+        report(cluster, ctx, &verdict, Some(&children)).await?;
+        return Ok(Action::requeue(ctx.settings.progress_poll));
+    }
+
     // The master must roll out, then answer as the administrator with the current JCasC.
     let verdict = match rollout_state(cluster, ctx).await? {
         Rollout::Progressing(reason, message) => Verdict::progressing(reason, message),
@@ -320,14 +326,15 @@ async fn apply(cluster: &JenkinsCluster, ctx: &Context) -> Result<Action, Error>
 }
 
 /// A digest of the user's JCasC ConfigMaps, or what is wrong with them.
-async fn user_casc_digest(
-    cluster: &JenkinsCluster,
-    ctx: &Context,
-) -> Result<Result<String, String>, Error> {
+async fn user_casc_digest(cluster: &JenkinsCluster, ctx: &Context) -> Result<UserCasc, Error> {
     let names = &cluster.spec.configuration_as_code.config_maps;
     if names.is_empty() {
-        return Ok(Ok(String::new()));
+        return Ok(UserCasc {
+            digest: String::new(),
+            problem: None,
+        });
     }
+    let mut problem = None;
     let namespace = cluster_namespace(cluster);
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut hasher = Sha256::new();
@@ -338,12 +345,20 @@ async fn user_casc_digest(
             .await
             .map_err(kube_error("read", &object))?
         else {
-            return Ok(Err(format!(
+            problem.get_or_insert(format!(
                 "spec.configurationAsCode.configMaps: {object} does not exist; create it with \
                  your JCasC YAML (label it jenkins.ci/cluster={} to have changes reloaded at once)",
                 cluster.name_any()
-            )));
+            ));
+            continue;
         };
+        if let Some(key) = sets_system_message(&config_map) {
+            problem.get_or_insert(format!(
+                "{object}, key {key}, sets jenkins.systemMessage: the operator uses the system \
+                 message to tell which configuration Jenkins has loaded; remove it from your \
+                 configuration"
+            ));
+        }
         hasher.update(name.as_bytes());
         for (key, value) in config_map.data.unwrap_or_default() {
             hasher.update([0]);
@@ -352,7 +367,29 @@ async fn user_casc_digest(
             hasher.update(value.as_bytes());
         }
     }
-    Ok(Ok(hex::encode(&hasher.finalize()[..8])))
+    let digest = hex::encode(&hasher.finalize()[..8]);
+    Ok(UserCasc { digest, problem })
+}
+
+/// What the user's JCasC ConfigMaps hold: a digest of their content, and what is wrong with
+/// them, if anything.
+struct UserCasc {
+    digest: String,
+    problem: Option<String>,
+}
+
+/// The key of a user JCasC document that sets `jenkins.systemMessage`, if any. Documents that do
+/// not parse are left to Jenkins, which reports them when it loads them.
+fn sets_system_message(config_map: &ConfigMap) -> Option<String> {
+    let data = config_map.data.as_ref()?;
+    data.iter()
+        .find(|(_, text)| {
+            serde_saphyr::from_multiple::<serde_json::Value>(text)
+                .unwrap_or_default()
+                .iter()
+                .any(|doc| doc.pointer("/jenkins/systemMessage").is_some())
+        })
+        .map(|(key, _)| key.clone())
 }
 
 /// Asks Jenkins whether it works and runs the current configuration, reloading JCasC when

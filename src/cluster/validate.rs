@@ -105,6 +105,10 @@ pub fn validate(cluster: &JenkinsCluster) -> Result<(), InvalidSpec> {
     let spec = &cluster.spec;
     if let Some(ns) = &spec.namespace {
         p.dns_label("spec.namespace", ns, 63);
+        check_not_system("spec.namespace", ns, &mut p);
+    }
+    if let Some(ns) = &spec.agents.namespace {
+        check_not_system("spec.agents.namespace", ns, &mut p);
     }
     check_master(&mut p, cluster);
     check_persistence(&mut p, cluster);
@@ -119,6 +123,19 @@ pub fn validate(cluster: &JenkinsCluster) -> Result<(), InvalidSpec> {
         Ok(())
     } else {
         Err(InvalidSpec { problems: p.0 })
+    }
+}
+
+/// Jenkins, and the pods it may create and exec into, never go into Kubernetes' own namespaces.
+fn check_not_system(path: &str, namespace: &str, p: &mut Problems) {
+    if namespace.starts_with("kube-") {
+        p.add(
+            path,
+            format!(
+                "{namespace} is a Kubernetes system namespace: Jenkins and its agents get rights \
+                 to create and exec into pods there; choose a namespace of their own"
+            ),
+        );
     }
 }
 
@@ -196,14 +213,22 @@ fn check_master(p: &mut Problems, cluster: &JenkinsCluster) {
     }
 }
 
+/// The smallest JENKINS_HOME accepted: Jenkins with its plugins alone needs several hundred MiB.
+const MIN_HOME_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
+
 fn check_persistence(p: &mut Problems, cluster: &JenkinsCluster) {
     let persistence = &cluster.spec.persistence;
     if let Some(size) = &persistence.size {
         match parse_quantity(size) {
-            Some(v) if v > 0.0 => {}
-            Some(_) => p.add(
+            // A unit-less number is bytes: `size: 20` is 20 bytes, never what was meant.
+            Some(v) if v >= MIN_HOME_BYTES => {}
+            Some(v) => p.add(
                 "spec.persistence.size",
-                "must be larger than zero, e.g. 20Gi",
+                format!(
+                    "{:?} is {v} bytes; JENKINS_HOME needs at least 1Gi: write a size with a \
+                     unit, such as 20Gi",
+                    size.0
+                ),
             ),
             None => p.add(
                 "spec.persistence.size",
@@ -707,6 +732,24 @@ mod tests {
             Ok(()) => Vec::new(),
             Err(invalid) => invalid.problems.into_iter().map(|p| p.path).collect(),
         }
+    }
+
+    #[test]
+    fn jenkins_and_its_agents_stay_out_of_kubernetes_system_namespaces() {
+        let yaml = "metadata: {name: ci}\nspec: {namespace: kube-system, agents: \
+                    {namespace: kube-public}}\n";
+        assert_eq!(paths(yaml), ["spec.namespace", "spec.agents.namespace"]);
+    }
+
+    #[test]
+    fn a_size_without_a_unit_is_refused_as_bytes() {
+        let found = problems("metadata: {name: ci}\nspec: {persistence: {size: 20}}\n");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("20 bytes") && found[0].contains("20Gi"),
+            "{found:?}"
+        );
+        assert!(problems("metadata: {name: ci}\nspec: {persistence: {size: 1Gi}}\n").is_empty());
     }
 
     #[test]

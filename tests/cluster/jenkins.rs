@@ -220,3 +220,95 @@ async fn a_configuration_jenkins_rejects_is_reported_with_its_message() {
     jenkins.set_casc_reload(Some(&token), CascReload::Applied);
     wait_ready(&env, &name).await;
 }
+
+#[tokio::test]
+async fn user_jcasc_config_maps_are_required_hot_reloaded_and_may_not_take_the_system_message() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Patch, PatchParams, PostParams};
+
+    let env = Env::start().await;
+    let mut cluster = env.example_cluster("cluster-minimal.yaml");
+    cluster.spec.configuration_as_code.config_maps = vec!["extra-casc".into()];
+    let name = cluster.name_any();
+    let Some(jenkins) = env.jenkins_or_skip(&name, "user JCasC") else {
+        return;
+    };
+    let ns = cluster
+        .spec
+        .namespace
+        .clone()
+        .unwrap_or_else(|| name.clone());
+    let api: Api<JenkinsCluster> = Api::all(env.client.clone());
+    api.create(&PostParams::default(), &cluster)
+        .await
+        .expect("create");
+
+    // Without the ConfigMap the master cannot start: the cluster says which one is missing.
+    let missing = wait_reason(&env, &name, "False", "CascConfigMapInvalid").await;
+    let message = &condition(&missing, "Stalled").expect("Stalled").message;
+    assert!(
+        message.contains("extra-casc") && message.contains("does not exist"),
+        "{message}"
+    );
+
+    // Labelled with the cluster, so that its changes are picked up at once.
+    let config_maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    let document = |text: &str| {
+        serde_json::from_value::<ConfigMap>(json!({
+            "metadata": {"name": "extra-casc", "labels": {"jenkins.ci/cluster": name}},
+            "data": {"tools.yaml": text},
+        }))
+        .expect("a ConfigMap")
+    };
+    config_maps
+        .create(
+            &PostParams::default(),
+            &document("unclassified:\n  timestamper: {}\n"),
+        )
+        .await
+        .expect("create the user JCasC");
+    wait_ready(&env, &name).await;
+    assert!(
+        jenkins.casc_source().contains("timestamper"),
+        "the file is mounted"
+    );
+    let message_before = jenkins.system_message();
+    let hash_before = restart_hash(&env, &ns, &name).await;
+
+    // A change of its content is reloaded, not restarted.
+    let apply = PatchParams::apply("jenkins-operator-tests").force();
+    config_maps
+        .patch(
+            "extra-casc",
+            &apply,
+            &Patch::Apply(&document("unclassified:\n  x: 1\n")),
+        )
+        .await
+        .expect("change the user JCasC");
+    eventually("Jenkins to run the new user configuration", || {
+        let jenkins = jenkins.clone();
+        let before = message_before.clone();
+        async move {
+            let loaded =
+                jenkins.system_message() != before && jenkins.casc_source().contains("x: 1");
+            loaded.then_some(())
+        }
+    })
+    .await;
+    wait_ready(&env, &name).await;
+    assert_eq!(
+        restart_hash(&env, &ns, &name).await,
+        hash_before,
+        "no restart"
+    );
+
+    // The system message is how the operator tells what Jenkins loaded: users cannot set it.
+    let taken = document("jenkins:\n  systemMessage: Welcome\n");
+    config_maps
+        .patch("extra-casc", &apply, &Patch::Apply(&taken))
+        .await
+        .expect("set a system message");
+    let refused = wait_reason(&env, &name, "False", "CascConfigMapInvalid").await;
+    let message = &condition(&refused, "Stalled").expect("Stalled").message;
+    assert!(message.contains("systemMessage"), "{message}");
+}
