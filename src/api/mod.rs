@@ -17,7 +17,11 @@ pub const GROUP: &str = "jenkins.ci";
 
 /// Every CustomResourceDefinition the operator serves, in install order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![JenkinsCluster::crd(), JenkinsJob::crd(), JenkinsBuild::crd()]
+    vec![
+        JenkinsCluster::crd(),
+        JenkinsJob::crd(),
+        JenkinsBuild::crd(),
+    ]
 }
 
 /// The CRDs as one multi-document YAML stream, as `jenkins-operator crds` prints it and as
