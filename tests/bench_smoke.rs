@@ -15,10 +15,22 @@ async fn the_benchmark_smoke_mode_measures_one_cluster_to_ready() {
         .expect("the smoke run completes");
 
     let names: Vec<&str> = results.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["idle: started, no resources", "(a) 1 JenkinsCluster to Ready"]);
+    assert_eq!(
+        names,
+        [
+            "idle: started, no resources",
+            "(a) 1 JenkinsCluster to Ready"
+        ]
+    );
     let one = &results[1];
     assert!(one.wall.is_some(), "(a) has a wall time");
-    assert!(one.counts.api_writes > 0, "creating a cluster writes its children");
+    assert!(
+        one.counts.api_writes > 0,
+        "creating a cluster writes its children"
+    );
     assert!(one.counts.jenkins_reads > 0, "readiness asks Jenkins");
-    assert!(one.peak_rss_kib.is_some_and(|kib| kib > 0), "the peak RSS is read");
+    assert!(
+        one.peak_rss_kib.is_some_and(|kib| kib > 0),
+        "the peak RSS is read"
+    );
 }
