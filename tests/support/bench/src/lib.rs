@@ -43,6 +43,9 @@ pub struct Options {
     pub jenkins_concurrency: usize,
     /// How long any one scenario may take before it is reported as timed out.
     pub patience: Duration,
+    /// Extra environment of the operator process (e.g. `TOKIO_WORKER_THREADS`), to measure
+    /// tuning.
+    pub operator_env: Vec<(String, String)>,
 }
 
 impl Options {
@@ -57,6 +60,7 @@ impl Options {
             resync_seconds: 10,
             jenkins_concurrency: 4,
             patience: Duration::from_secs(30),
+            operator_env: Vec::new(),
         }
     }
 }

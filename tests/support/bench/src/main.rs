@@ -51,6 +51,11 @@ struct Cli {
     #[arg(long, default_value_t = 60)]
     patience_seconds: u64,
 
+    /// Extra environment of the operator process, as NAME=VALUE (repeatable), for example
+    /// `TOKIO_WORKER_THREADS=1`.
+    #[arg(long = "operator-env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    operator_env: Vec<(String, String)>,
+
     /// Write the results as Markdown to this file, keeping its hand-written analysis.
     #[arg(long)]
     write: Option<PathBuf>,
@@ -150,7 +155,15 @@ fn options(cli: &Cli, operator: PathBuf) -> Result<Options, String> {
         resync_seconds: cli.resync_seconds,
         jenkins_concurrency: cli.jenkins_concurrency.max(1),
         patience: Duration::from_secs(cli.patience_seconds),
+        operator_env: cli.operator_env.clone(),
     })
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got {text:?}"))?;
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 /// Builds the release operator with the cargo that runs us; returns the binary's path.

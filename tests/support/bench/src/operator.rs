@@ -28,6 +28,7 @@ impl OperatorProcess {
         backend: &Backend,
         resync_seconds: u64,
         extra_args: &[String],
+        extra_env: &[(String, String)],
     ) -> anyhow::Result<OperatorProcess> {
         let http = free_port()?;
         let log = std::env::temp_dir().join(format!(
@@ -56,6 +57,7 @@ impl OperatorProcess {
             .env("KUBECONFIG", backend.kubeconfig())
             .env("POD_NAME", "bench")
             .env("RUST_LOG", "info")
+            .envs(extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)
@@ -112,6 +114,27 @@ impl OperatorProcess {
             rss_kib: field("VmRSS:")?,
             peak_kib: field("VmHWM:")?,
         })
+    }
+
+    /// Anonymous (heap, stacks) and file-backed (the binary's code) resident memory, as
+    /// `anon X MiB + file Y MiB`.
+    pub fn breakdown(&self) -> Option<String> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        let field = |name: &str| -> Option<f64> {
+            let line = status.lines().find(|l| l.starts_with(name))?;
+            let kib: f64 = line[name.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some(kib / 1024.0)
+        };
+        Some(format!(
+            "anon {:.1} MiB + file {:.1} MiB",
+            field("RssAnon:")?,
+            field("RssFile:")?
+        ))
     }
 
     /// Starts a new peak: Linux resets `VmHWM` to the current RSS on `5` written to

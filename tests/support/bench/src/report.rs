@@ -80,11 +80,12 @@ pub fn markdown(
     let _ = writeln!(doc, "# Benchmarks\n");
     let _ = writeln!(
         doc,
-        "What the operator costs and how it scales (issue 8). The Kubernetes API emulator and \
-         one emulated Jenkins per JenkinsCluster run inside the benchmark process with {latency} \
-         ms added to every request; the release binary `jenkins-operator run` runs as a child \
-         process, so its memory is its own. Requests are the operator's only (the API server's \
-         log is filtered by the user agent `jenkins-operator/`). Regenerate with:\n"
+        "What the operator costs and how it scales (issue 8). The Kubernetes API emulator and\n\
+         one emulated Jenkins per JenkinsCluster run inside the benchmark process with \
+         {latency} ms\nadded to every request; the release binary `jenkins-operator run` runs \
+         as a child\nprocess, so its memory is its own. Requests are the operator's only (the \
+         API server's\nlog is filtered by the user agent `jenkins-operator/`). Regenerate \
+         with:\n"
     );
     let _ = writeln!(doc, "```sh\n{command}\n```\n");
     let _ = writeln!(doc, "## Machine\n");
@@ -93,17 +94,25 @@ pub fn markdown(
     let _ = writeln!(doc, "- memory: {}", machine.memory);
     let _ = writeln!(
         doc,
-        "- load average (1, 5, 15 min): {} before, {} after. The machine is shared: other \
+        "- load average (1, 5, 15 min): {} before, {} after. The machine is shared: other\n  \
          work on the same cores makes wall times noisy; request counts and memory are not.",
         machine.load_before, machine.load_after
     );
     let _ = writeln!(doc, "- operator: {}", machine.operator_version);
     let _ = writeln!(
         doc,
-        "- settings: {latency} ms latency, `--resync-seconds {}`, Jenkins concurrency {} (for \
-         the lower bound of (c))\n",
+        "- settings: {latency} ms latency, `--resync-seconds {}`, Jenkins concurrency {}\n  \
+         (for the lower bound of (c))\n",
         options.resync_seconds, options.jenkins_concurrency
     );
+    if !options.operator_env.is_empty() {
+        let env: Vec<String> = options
+            .operator_env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(doc, "- operator environment: `{}`\n", env.join(" "));
+    }
     let _ = writeln!(doc, "## Results\n");
     doc.push_str(&table(results));
     let _ = writeln!(doc, "\n## Targets\n");
@@ -259,14 +268,13 @@ fn targets(options: &Options, results: &[Measurement]) -> String {
         .filter_map(|m| m.peak_rss_kib)
         .max();
     let (measured, judged) = match peak {
+        Some(kib) if kib <= 64 * 1024 => (
+            format!("{} with 100 clusters", mib(Some(kib))),
+            "met for the clusters; the jobs are not measured".to_string(),
+        ),
         Some(kib) => (
-            format!(
-                "{} (clusters only: no JenkinsJob load on this build)",
-                mib(Some(kib))
-            ),
-            verdict(kib <= 64 * 1024, || {
-                format!("{} over", mib(Some(kib - 64 * 1024)))
-            }),
+            format!("{} with 100 clusters", mib(Some(kib))),
+            verdict(false, || format!("{} over", mib(Some(kib - 64 * 1024)))),
         ),
         None => not_measured(),
     };

@@ -38,7 +38,10 @@ pub async fn one_cluster(options: &Options, spec_change: bool) -> anyhow::Result
         &backend,
         &mark,
         &operator,
-        "wall time: process start to /readyz 200".into(),
+        format!(
+            "wall time: process start to /readyz 200; RSS is {}",
+            operator.breakdown().unwrap_or_default()
+        ),
     ));
 
     // (a) One new cluster to Ready.
@@ -206,7 +209,15 @@ pub async fn start_operator(
         extra.push("--jenkins-concurrency".to_string());
         extra.push(options.jenkins_concurrency.to_string());
     }
-    OperatorProcess::start(&options.operator, backend, options.resync_seconds, &extra).await
+    let env = &options.operator_env;
+    OperatorProcess::start(
+        &options.operator,
+        backend,
+        options.resync_seconds,
+        &extra,
+        env,
+    )
+    .await
 }
 
 /// A measurement of what happened since `mark`, with the operator's memory now.
