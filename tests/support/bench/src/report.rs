@@ -94,8 +94,8 @@ pub fn markdown(
     let _ = writeln!(doc, "- memory: {}", machine.memory);
     let _ = writeln!(
         doc,
-        "- load average (1, 5, 15 min): {} before, {} after. The machine is shared: other\n  \
-         work on the same cores makes wall times noisy; request counts and memory are not.",
+        "- load average (1, 5, 15 min): {} before, {} after.\n  The machine is shared: other \
+         work on the same cores makes wall times noisy;\n  request counts and memory are not.",
         machine.load_before, machine.load_after
     );
     let _ = writeln!(doc, "- operator: {}", machine.operator_version);
