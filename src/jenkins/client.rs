@@ -256,12 +256,32 @@ impl Answer {
     }
 }
 
+/// One TLS configuration for every client. Each client building its own would load and parse
+/// the system's CA certificates again, for every Jenkins: about 300 KiB of resident memory per
+/// cluster (docs/benchmarks.md). `None` if the platform verifier cannot be built; the client
+/// then builds its own and reports the error.
+fn shared_tls() -> Option<rustls::ClientConfig> {
+    use rustls_platform_verifier::ConfigVerifierExt;
+    static TLS: std::sync::OnceLock<Option<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    TLS.get_or_init(|| {
+        let mut config = rustls::ClientConfig::with_platform_verifier().ok()?;
+        // What reqwest offers by itself with the http2 feature.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Some(config)
+    })
+    .clone()
+}
+
 impl JenkinsClient {
     /// Builds a client. Installs rustls' `ring` provider as the process default if none is.
     pub fn new(config: JenkinsConfig) -> Result<JenkinsClient, JenkinsError> {
         // Another provider may already be installed; either way one is available afterwards.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(tls) = shared_tls() {
+            builder = builder.tls_backend_preconfigured(tls);
+        }
+        let http = builder
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)

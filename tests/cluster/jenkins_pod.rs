@@ -33,7 +33,10 @@ pub fn simulate(
     })
 }
 
-async fn step(
+/// One look at the cluster's Deployments: restarts Jenkins for a new pod template, or brings
+/// the mounted JCasC files up to date. `pods` remembers the pod template each Jenkins runs.
+/// `simulate` calls it in a loop; the benchmark calls it on watch events instead.
+pub async fn step(
     client: &Client,
     jenkins: &JenkinsEmulator,
     cluster: &str,
