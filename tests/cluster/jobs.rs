@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use jenkins_emulator::{Fault, JenkinsEmulator};
 use jenkins_operator::api::JenkinsCluster;
+use jenkins_operator::api::build::JenkinsBuild;
 use jenkins_operator::api::job::{JenkinsJob, JobDeletionPolicy};
 use jenkins_operator::jenkins::{JenkinsClient, JenkinsConfig, JobPath};
 use jenkins_operator::operator::jenkins_clients::read_admin_credentials;
@@ -720,6 +721,38 @@ async fn an_older_resource_moving_into_a_held_job_gets_the_conflict_and_changes_
         condition(&holder_now, "Ready").map(|c| c.status.as_str()),
         Some("True")
     );
+
+    // Nor can A's builds run B's job.
+    let spec = serde_json::from_value(json!({"job": "app"})).expect("a build spec");
+    let builds: Api<JenkinsBuild> = Api::namespaced(env.client.clone(), &a);
+    builds
+        .create(&PostParams::default(), &JenkinsBuild::new("intruder", spec))
+        .await
+        .expect("create the JenkinsBuild");
+    let refused = eventually(
+        "the build of the conflicted JenkinsJob to be refused",
+        || {
+            let builds = builds.clone();
+            async move {
+                let build = builds.get("intruder").await.ok()?;
+                let stalled = build.status.as_ref()?.conditions.iter().find(|c| {
+                    c.type_ == "Stalled" && c.status == "True" && c.reason == "JobNameTaken"
+                })?;
+                Some(stalled.message.clone())
+            }
+        },
+    )
+    .await;
+    assert!(refused.contains(&format!("{b}/app")), "{refused}");
+    if let Some(emulator) = jenkins.emulator() {
+        let triggers: Vec<String> = emulator
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.contains("build"))
+            .map(|r| r.path.clone())
+            .collect();
+        assert!(triggers.is_empty(), "triggered: {triggers:?}");
+    }
 
     // Deleting A does not delete B's job.
     delete_job(&env, &a, "app").await;
