@@ -708,12 +708,13 @@ async fn cleanup(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
     let number = match stage {
         Stage::Running(number) => Some(number),
         Stage::Queued(queue_id) => match jenkins.cancel_queue_item(queue_id).await {
-            Ok(()) => {
+            Ok(true) => {
                 info!(queue_id, "cancelled the queue item");
                 return Ok(Action::await_change());
             }
-            // It left the queue: it is a build now, or about to be.
-            Err(JenkinsError::NotFound { .. }) => {
+            // It left the queue (Jenkins refuses to cancel a left item it still remembers, and
+            // forgets it later): it is a build now, or about to be.
+            Ok(false) | Err(JenkinsError::NotFound { .. }) => {
                 match jenkins.queue_item(queue_id).await.map_err(Error::Jenkins)? {
                     QueueItem::Left {
                         executable: Some(started),
@@ -725,8 +726,14 @@ async fn cleanup(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
                     QueueItem::NotFound => {
                         lookup_number(&jenkins, &path, Some(queue_id), &id).await?
                     }
-                    // Not named yet: look again in a moment.
-                    _ => return Ok(Action::requeue(ctx.settings.build_poll_min)),
+                    // Not named yet: look again in a moment, with the finalizer kept (an
+                    // `Ok` from a cleanup removes it, and the build would never be stopped).
+                    _ => {
+                        return Err(Error::StopPending(format!(
+                            "queue item {queue_id} left the Jenkins queue but does not name its \
+                             build yet"
+                        )));
+                    }
                 }
             }
             Err(e) => return Err(Error::Jenkins(e)),
@@ -737,8 +744,8 @@ async fn cleanup(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
             .map_err(Error::Jenkins)?
         {
             Some(queue_id) => match jenkins.cancel_queue_item(queue_id).await {
-                Ok(()) => return Ok(Action::await_change()),
-                Err(JenkinsError::NotFound { .. }) => {
+                Ok(true) => return Ok(Action::await_change()),
+                Ok(false) | Err(JenkinsError::NotFound { .. }) => {
                     lookup_number(&jenkins, &path, Some(queue_id), &id).await?
                 }
                 Err(e) => return Err(Error::Jenkins(e)),

@@ -552,6 +552,59 @@ async fn deleting_a_running_build_aborts_it_unless_asked_to_keep_it_running() {
 }
 
 #[tokio::test]
+async fn deleting_a_build_whose_queue_item_already_left_stops_the_build() {
+    let env = Env::start().await;
+    let Some(fx) = fixture(&env).await else {
+        return;
+    };
+    let Some(jenkins) = fx.jenkins.clone() else {
+        eprintln!("skipping the left queue item on a real Jenkins: it needs the emulator");
+        return;
+    };
+    // The operator cannot read queue items: its status stays at the queue id while the
+    // build starts in Jenkins.
+    jenkins.inject(jenkins_emulator::Fault::FailNext {
+        path_prefix: "/queue/item/".into(),
+        count: u32::MAX,
+        status: 502,
+    });
+    create(&env, &fx, &build_named("left", &[])).await;
+    let queued = wait_for(&env, &fx, "left", "a queue id", |b| {
+        b.status.as_ref().and_then(|s| s.queue_id).is_some()
+    })
+    .await;
+    assert_eq!(queued.status.and_then(|s| s.build_number), None);
+    eventually("the build to start in Jenkins", || async {
+        jenkins.build(&fx.full_name, 1).map(|_| ())
+    })
+    .await;
+
+    // Jenkins still remembers the left item: cancelling it is refused (500), not 404.
+    builds(&env, &fx)
+        .delete("left", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("the operator to try to cancel the item", || async {
+        let refused = jenkins
+            .requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path == "/queue/cancelItem" && r.status == 500);
+        refused.then_some(())
+    })
+    .await;
+    // Its first look at the item sees `executable: null` (the build is not named yet): the
+    // finalizer must stay until the build is found and stopped.
+    jenkins.clear_faults();
+    wait_gone(&env, &fx, "left").await;
+    // The emulator, like Jenkins, writes ABORTED a moment after the stop.
+    eventually("the build to be aborted", || async {
+        let build = jenkins.build(&fx.full_name, 1)?;
+        (build.result == Some(BuildResult::Aborted)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_finished_build_is_deleted_after_its_ttl() {
     let env = Env::start().await;
     let Some(fx) = fixture(&env).await else {
