@@ -352,6 +352,10 @@ async fn follow(
     ctx: &Context,
     old: &JenkinsBuildStatus,
 ) -> Result<Action, Error> {
+    // Woken before the next poll is due (by our own status write, most often): wait for it.
+    if let Some(wait) = ctx.build_polls.not_yet(&build_id(build)) {
+        return Ok(Action::requeue(wait));
+    }
     let Some((jenkins, path)) = follow_access(build, ctx, old).await? else {
         return Ok(Action::requeue(ctx.settings.resync));
     };

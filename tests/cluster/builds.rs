@@ -605,6 +605,45 @@ async fn deleting_a_build_whose_queue_item_already_left_stops_the_build() {
 }
 
 #[tokio::test]
+async fn a_chatty_build_is_polled_no_faster_than_the_poll_interval() {
+    let env = Env::start().await;
+    let Some(fx) = fixture(&env).await else {
+        return;
+    };
+    let Some(jenkins) = fx.jenkins.clone() else {
+        eprintln!("skipping the chatty build on a real Jenkins: it counts emulator requests");
+        return;
+    };
+    create(&env, &fx, &build_named("chatty", &[])).await;
+    let n = number(&wait_phase(&env, &fx, "chatty", BuildPhase::Running).await).expect("#");
+
+    // The console grows all the time: every poll sees a change and writes the status, and
+    // every status write is an event for the controller. Those events must not poll again
+    // before the poll interval.
+    jenkins.clear_requests();
+    let lasted = std::time::Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let mut line = 0;
+    while started.elapsed() < lasted {
+        line += 1;
+        jenkins.append_log(&fx.full_name, n, &format!("line {line}\n"));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let polls = jenkins
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/logText/progressiveText"))
+        .count();
+    let most = (lasted.as_millis() / env.settings.build_poll_min.as_millis()) as usize + 5;
+    assert!(
+        polls <= most,
+        "{polls} console polls in {lasted:?}, at most {most} expected"
+    );
+    assert!(jenkins.finish_build(&fx.full_name, n, BuildResult::Success));
+    wait_phase(&env, &fx, "chatty", BuildPhase::Succeeded).await;
+}
+
+#[tokio::test]
 async fn a_finished_build_is_deleted_after_its_ttl() {
     let env = Env::start().await;
     let Some(fx) = fixture(&env).await else {
