@@ -725,8 +725,44 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
             return Ok(Action::await_change());
         }
     };
+    // A job another JenkinsJob still declares is not ours to delete: two resources created at
+    // the same moment may both have recorded it before either saw the other, and the one
+    // that lost the name conflict must not take the winner's job (and history) along.
+    let others = jctx.jobs.state_filter(|other| {
+        other.spec.cluster == job.spec.cluster
+            && other.meta().deletion_timestamp.is_none()
+            && other.uid() != job.uid()
+    });
+    let mut declared_elsewhere: Vec<String> = Vec::new();
+    for other in &others {
+        let Some(names) = plan_names(other, &cluster) else {
+            continue;
+        };
+        let clashes = names
+            .iter()
+            .any(|n| status.jobs.iter().any(|j| same_item(n, &j.full_name)));
+        let namespace = other.namespace().unwrap_or_default();
+        // Only a resource the cluster admits can keep a job (as in the name conflicts).
+        if clashes
+            && admission_problem(&cluster, &namespace, ctx)
+                .await?
+                .is_none()
+        {
+            declared_elsewhere.extend(names);
+        }
+    }
+    let (shared, ours): (Vec<GeneratedJobStatus>, Vec<GeneratedJobStatus>) =
+        status.jobs.iter().cloned().partition(|recorded| {
+            declared_elsewhere
+                .iter()
+                .any(|name| same_item(name, &recorded.full_name))
+        });
+    if !shared.is_empty() {
+        let names: Vec<&str> = shared.iter().map(|j| j.full_name.as_str()).collect();
+        info!(jobs = ?names, "leaving the jobs another JenkinsJob declares");
+    }
     let throttled = Throttled::new(jenkins, ctx.jenkins.permits(cluster_name), &ctx.metrics);
-    let deleted = sync::delete_all(&throttled, &status.jobs)
+    let deleted = sync::delete_all(&throttled, &ours)
         .await
         .map_err(Error::Jenkins)?;
     info!(jobs = ?deleted, "deleted the jobs from Jenkins");

@@ -786,3 +786,40 @@ async fn a_resource_the_cluster_does_not_admit_never_blocks_an_admitted_one() {
     wait_synced(&env, &team, "app").await;
     assert!(jenkins.config(&format!("{team}/app")).await.is_some());
 }
+
+#[tokio::test]
+async fn deleting_the_losing_resource_of_a_conflict_keeps_the_winners_job() {
+    let env = Env::start().await;
+    let (cluster, jenkins) = ready_cluster(&env, "cluster-agents-environments.yaml").await;
+    let (a, b) = (env.name("team-a"), env.name("team-b"));
+    let shared = env.name("shared");
+    for ns in [&a, &b] {
+        create_namespace(&env, ns, &[("jenkins.ci/jobs", "platform")]).await;
+    }
+    let mut winner = inline_job("app", &a, &cluster);
+    winner.spec.folder = Some(shared.clone());
+    create_job(&env, &winner).await;
+    let synced = wait_synced(&env, &a, "app").await;
+    let held = synced.status.expect("status").jobs;
+    let mut loser = inline_job("app", &b, &cluster);
+    loser.spec.folder = Some(shared.clone());
+    create_job(&env, &loser).await;
+    wait_condition(&env, &b, "app", "Synced", "False", "NameConflict").await;
+
+    // Two resources created at the same moment can both sync the job before either sees the
+    // other: the loser's status then records the winner's job too.
+    let api: Api<JenkinsJob> = Api::namespaced(env.client.clone(), &b);
+    api.patch_status(
+        "app",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"jobs": held}})),
+    )
+    .await
+    .expect("record the job in the loser's status");
+    delete_job(&env, &b, "app").await;
+    assert!(
+        jenkins.config(&format!("{shared}/app")).await.is_some(),
+        "the winner's job survives the loser's deletion"
+    );
+    wait_synced(&env, &a, "app").await;
+}
