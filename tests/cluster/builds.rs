@@ -644,6 +644,71 @@ async fn a_chatty_build_is_polled_no_faster_than_the_poll_interval() {
 }
 
 #[tokio::test]
+async fn a_job_that_lost_the_id_parameter_is_not_triggered_until_it_has_it_again() {
+    let env = Env::start().await;
+    let Some(fx) = fixture(&env).await else {
+        return;
+    };
+    let Some(jenkins) = fx.jenkins.clone() else {
+        eprintln!("skipping the lost id parameter on a real Jenkins: it edits the job");
+        return;
+    };
+    // A Jenkinsfile `parameters { }` directive replaces the job's parameters when it runs:
+    // the id parameter is gone until the drift check puts it back. Jenkins ignores values
+    // of undeclared parameters, so a build triggered now could never be found again.
+    let declared = jenkins.job_config(&fx.full_name).expect("the job");
+    let marker = format!("<name>{BUILD_ID_PARAMETER}</name>");
+    let at = declared.find(&marker).expect("the id parameter");
+    let open = "<hudson.model.StringParameterDefinition>";
+    let close = "</hudson.model.StringParameterDefinition>";
+    let start = declared[..at].rfind(open).expect("its definition");
+    let end = at + declared[at..].find(close).expect("its end") + close.len();
+    let without = format!("{}{}", &declared[..start], &declared[end..]);
+    jenkins.set_job_config_raw(&fx.full_name, &without);
+
+    let created = create(&env, &fx, &build_named("identified", &[])).await;
+    let uid = created.uid().expect("uid");
+    let waiting = wait_for(
+        &env,
+        &fx,
+        "identified",
+        "waiting for the id parameter",
+        |b| condition(b, "Reconciling").is_some_and(|c| c.message.contains(BUILD_ID_PARAMETER)),
+    )
+    .await;
+    assert_eq!(waiting.status.and_then(|s| s.queue_id), None);
+    assert_eq!(triggers(&jenkins, &uid), 0, "not triggered");
+    // It looks again after the progress poll, not as fast as its own status writes go.
+    jenkins.clear_requests();
+    tokio::time::sleep(env.settings.progress_poll * 3).await;
+    let path = JobPath::parse(&fx.full_name).expect("path");
+    let job_api = format!("/{}api/json", path.url_path().trim_start_matches('/'));
+    let looks = jenkins
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == job_api)
+        .count();
+    assert!(
+        looks <= 6,
+        "{looks} reads of the job in three progress polls"
+    );
+
+    // The drift check puts the parameter back: the build runs, and carries its id.
+    jenkins.set_job_config_raw(&fx.full_name, &declared);
+    let running = wait_phase(&env, &fx, "identified", BuildPhase::Running).await;
+    let n = number(&running).expect("#");
+    let ran = jenkins.build(&fx.full_name, n).expect("the build");
+    assert!(
+        ran.params
+            .iter()
+            .any(|(k, v)| k == BUILD_ID_PARAMETER && *v == uid),
+        "{:?}",
+        ran.params
+    );
+    assert!(jenkins.finish_build(&fx.full_name, n, BuildResult::Success));
+}
+
+#[tokio::test]
 async fn a_finished_build_is_deleted_after_its_ttl() {
     let env = Env::start().await;
     let Some(fx) = fixture(&env).await else {
