@@ -790,7 +790,11 @@ async fn a_cancelled_queue_item_never_becomes_a_build() {
     };
     let path = create(&target, "cancelled").await;
     let queue_id = target.client.trigger_build(&path, &[]).await.unwrap();
-    target.client.cancel_queue_item(queue_id).await.unwrap();
+    assert!(target.client.cancel_queue_item(queue_id).await.unwrap());
+    assert!(
+        !target.client.cancel_queue_item(queue_id).await.unwrap(),
+        "a left item Jenkins still remembers cannot be cancelled again"
+    );
     assert_eq!(
         target.client.queue_item(queue_id).await.unwrap(),
         QueueItem::Left {

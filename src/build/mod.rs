@@ -54,6 +54,11 @@ pub enum Error {
 
     #[error("failed to manage the finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+
+    /// The build to stop is not known yet (its queue item left but does not name the build).
+    /// An error, not a requeue: a cleanup that returns `Ok` removes the finalizer at once.
+    #[error("failed to stop the build yet: {0}; retrying")]
+    StopPending(String),
 }
 
 impl Error {
@@ -63,6 +68,7 @@ impl Error {
             Error::Kube { .. } => "KubernetesApiError",
             Error::Jenkins(_) => "JenkinsError",
             Error::Access(_) => "JenkinsAccess",
+            Error::StopPending(_) => "StopPending",
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.reason(),

@@ -139,6 +139,12 @@ async fn apply(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
 
 /// Resolves the build, records the trigger marker, and triggers it.
 async fn start(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
+    // A trigger that had to wait took its marker back: that status write is a watch event
+    // that would mark and try again at once, as fast as the requests go. Wait instead.
+    if let Some(wait) = ctx.build_polls.not_yet(&build_id(build)) {
+        return Ok(Action::requeue(wait));
+    }
+
     // Resolve, with Kubernetes reads only: a build that cannot run never reaches Jenkins.
     let old = build.status.clone().unwrap_or_default();
     let target = match resolve(build, ctx).await? {
@@ -230,11 +236,35 @@ async fn trigger(
     let job = marked.jenkins_job.clone().unwrap_or_default();
     let path = JobPath::parse(&job).map_err(Error::Jenkins)?;
     parameters.push((BUILD_ID_PARAMETER.to_owned(), build_id(build)));
-    let queued = jenkins.trigger_build(&path, &parameters).await;
 
     // Answers that say nothing was queued take the marker back: triggering again is safe.
     let mut unmarked = marked.clone();
     unmarked.build_id = None;
+
+    // The job must declare the id parameter: Jenkins ignores values of undeclared parameters,
+    // so a build triggered without it could neither be found after a restart nor be told
+    // apart from an identical one. A Jenkinsfile `parameters { }` directive removes it until
+    // the JenkinsJob's drift check puts it back. One GET per trigger.
+    match jenkins.get_job(&path).await {
+        Ok(declared)
+            if !declared
+                .parameters
+                .iter()
+                .any(|p| p.name == BUILD_ID_PARAMETER) =>
+        {
+            let detail = format!(
+                "waiting for the Jenkins job {job} to declare {BUILD_ID_PARAMETER}, which tells \
+                 this build apart: its JenkinsJob puts it back (a Jenkinsfile parameters {{ }} \
+                 directive removes it)"
+            );
+            write_status(build, ctx, &marked, unmarked, &detail, None, None).await?;
+            return Ok(wait_before_triggering(build, ctx));
+        }
+        // A missing job is the trigger's to report.
+        Ok(_) | Err(JenkinsError::NotFound { .. }) => {}
+        Err(e) => return Err(Error::Jenkins(e)),
+    }
+    let queued = jenkins.trigger_build(&path, &parameters).await;
     match queued {
         Ok(queue_id) => {
             let mut status = marked.clone();
@@ -261,7 +291,7 @@ async fn trigger(
             let detail =
                 format!("waiting for the Jenkins job {job}: its JenkinsJob has not created it yet");
             write_status(build, ctx, &marked, unmarked, &detail, None, None).await?;
-            Ok(Action::requeue(ctx.settings.progress_poll))
+            Ok(wait_before_triggering(build, ctx))
         }
         Err(JenkinsError::NotParameterized { .. }) => {
             let detail = format!(
@@ -269,12 +299,19 @@ async fn trigger(
                  JenkinsJob has not updated it yet"
             );
             write_status(build, ctx, &marked, unmarked, &detail, None, None).await?;
-            Ok(Action::requeue(ctx.settings.progress_poll))
+            Ok(wait_before_triggering(build, ctx))
         }
         // The item may or may not be queued: the marker stays, and the next reconcile looks
         // for it before triggering again.
         Err(error) => Err(Error::Jenkins(error)),
     }
+}
+
+/// After a trigger that had to wait (and took its marker back): the next try comes after the
+/// progress poll, however soon the controller looks again.
+fn wait_before_triggering(build: &JenkinsBuild, ctx: &Context) -> Action {
+    let every = ctx.settings.progress_poll;
+    Action::requeue(ctx.build_polls.next(&build_id(build), true, every, every))
 }
 
 /// Reason of a build whose job Jenkins refuses to build (disabled in Jenkins).
@@ -352,6 +389,10 @@ async fn follow(
     ctx: &Context,
     old: &JenkinsBuildStatus,
 ) -> Result<Action, Error> {
+    // Woken before the next poll is due (by our own status write, most often): wait for it.
+    if let Some(wait) = ctx.build_polls.not_yet(&build_id(build)) {
+        return Ok(Action::requeue(wait));
+    }
     let Some((jenkins, path)) = follow_access(build, ctx, old).await? else {
         return Ok(Action::requeue(ctx.settings.resync));
     };
@@ -708,12 +749,13 @@ async fn cleanup(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
     let number = match stage {
         Stage::Running(number) => Some(number),
         Stage::Queued(queue_id) => match jenkins.cancel_queue_item(queue_id).await {
-            Ok(()) => {
+            Ok(true) => {
                 info!(queue_id, "cancelled the queue item");
                 return Ok(Action::await_change());
             }
-            // It left the queue: it is a build now, or about to be.
-            Err(JenkinsError::NotFound { .. }) => {
+            // It left the queue (Jenkins refuses to cancel a left item it still remembers, and
+            // forgets it later): it is a build now, or about to be.
+            Ok(false) | Err(JenkinsError::NotFound { .. }) => {
                 match jenkins.queue_item(queue_id).await.map_err(Error::Jenkins)? {
                     QueueItem::Left {
                         executable: Some(started),
@@ -725,8 +767,14 @@ async fn cleanup(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
                     QueueItem::NotFound => {
                         lookup_number(&jenkins, &path, Some(queue_id), &id).await?
                     }
-                    // Not named yet: look again in a moment.
-                    _ => return Ok(Action::requeue(ctx.settings.build_poll_min)),
+                    // Not named yet: look again in a moment, with the finalizer kept (an
+                    // `Ok` from a cleanup removes it, and the build would never be stopped).
+                    _ => {
+                        return Err(Error::StopPending(format!(
+                            "queue item {queue_id} left the Jenkins queue but does not name its \
+                             build yet"
+                        )));
+                    }
                 }
             }
             Err(e) => return Err(Error::Jenkins(e)),
@@ -737,8 +785,8 @@ async fn cleanup(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
             .map_err(Error::Jenkins)?
         {
             Some(queue_id) => match jenkins.cancel_queue_item(queue_id).await {
-                Ok(()) => return Ok(Action::await_change()),
-                Err(JenkinsError::NotFound { .. }) => {
+                Ok(true) => return Ok(Action::await_change()),
+                Ok(false) | Err(JenkinsError::NotFound { .. }) => {
                     lookup_number(&jenkins, &path, Some(queue_id), &id).await?
                 }
                 Err(e) => return Err(Error::Jenkins(e)),

@@ -16,6 +16,7 @@ use crate::api::build::{BuildParameter, JenkinsBuild};
 use crate::api::job::{JenkinsJob, JenkinsJobSpec, ParameterType};
 use crate::cluster::cluster_namespace;
 use crate::job::config_xml::{RESERVED_PARAMETER_PREFIX, RESERVED_PARAMETERS};
+use crate::job::tenancy::{first_conflict, same_item};
 use crate::job::{JobKind, JobPlan, PlannedJob, plan};
 use crate::operator::context::Context;
 
@@ -115,7 +116,8 @@ pub async fn resolve(
         return Ok(Err(CannotRun::new(
             "JobNameTaken",
             format!(
-                "the Jenkins job {} belongs to JenkinsJob {owner}, which declared it first",
+                "the Jenkins job {} belongs to JenkinsJob {owner}, which holds it (or declared \
+                 it first)",
                 chosen.full_name
             ),
         )));
@@ -183,8 +185,10 @@ pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, Stri
     labels_ok && expressions_ok
 }
 
-/// Another JenkinsJob, created before `job`, that declares the same Jenkins job in the same
-/// cluster: that one owns it (the JenkinsJob controller's rule), so this one may not build it.
+/// Another JenkinsJob of the same cluster that keeps the Jenkins job `chosen`, by the
+/// JenkinsJob controller's own rule ([`first_conflict`]: the one holding it, else the older,
+/// among the JenkinsJobs the cluster admits). This one's builds may not run it: they would run
+/// another team's job.
 async fn older_owner(
     job: &JenkinsJob,
     chosen: &PlannedJob,
@@ -196,30 +200,27 @@ async fn older_owner(
         .list(&ListParams::default())
         .await
         .map_err(Error::kube("list", "jenkinsjobs"))?;
-    let wanted = chosen.full_name.to_lowercase();
-    let mine = (job.creation_timestamp(), job.namespace(), job.name_any());
-    Ok(all
-        .items
-        .iter()
-        .filter(|other| other.uid() != job.uid() && other.spec.cluster == job.spec.cluster)
-        .filter(|other| {
-            (
-                other.creation_timestamp(),
-                other.namespace(),
-                other.name_any(),
-            ) < mine
-        })
-        .find(|other| {
-            plan(other, cluster)
-                .is_ok_and(|p| p.jobs.iter().any(|j| j.full_name.to_lowercase() == wanted))
-        })
-        .map(|other| {
-            format!(
-                "{}/{}",
-                other.namespace().unwrap_or_default(),
-                other.name_any()
-            )
-        }))
+    let ours = [chosen.full_name.clone()];
+    let mut candidates = Vec::new();
+    for other in &all.items {
+        let relevant = other.uid() != job.uid()
+            && other.spec.cluster == job.spec.cluster
+            && other.metadata.deletion_timestamp.is_none();
+        if !relevant {
+            continue;
+        }
+        let Ok(planned) = plan(other, cluster) else {
+            continue;
+        };
+        let names: Vec<String> = planned.jobs.into_iter().map(|j| j.full_name).collect();
+        if !names.iter().any(|n| same_item(n, &chosen.full_name)) {
+            continue;
+        }
+        if admitted(cluster, &other.namespace().unwrap_or_default(), ctx).await? {
+            candidates.push((other, names));
+        }
+    }
+    Ok(first_conflict(job, &ours, candidates).map(|conflict| conflict.owner))
 }
 
 /// The generated job for `environment` and `branch`: the only one matching both.

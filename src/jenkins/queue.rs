@@ -157,8 +157,11 @@ impl JenkinsClient {
         })
     }
 
-    /// Cancels a queued item. Unknown items are [`JenkinsError::NotFound`].
-    pub async fn cancel_queue_item(&self, id: u64) -> Result<(), JenkinsError> {
+    /// Cancels a queued item: `Ok(true)` when it was cancelled, `Ok(false)` when it already
+    /// left the queue (Jenkins remembers a left item for five minutes and refuses to cancel
+    /// it with 500 "Could not cancel run for id N"): it is a build now, or about to be.
+    /// Unknown or forgotten items are [`JenkinsError::NotFound`].
+    pub async fn cancel_queue_item(&self, id: u64) -> Result<bool, JenkinsError> {
         let call = Call::post(
             format!("cancel queue item {id}"),
             "queue/cancelItem".into(),
@@ -167,7 +170,10 @@ impl JenkinsClient {
         .query("id", &id.to_string());
         let answer = self.execute(&call).await?;
         match answer.status {
-            StatusCode::OK | StatusCode::NO_CONTENT | StatusCode::FOUND => Ok(()),
+            StatusCode::OK | StatusCode::NO_CONTENT | StatusCode::FOUND => Ok(true),
+            StatusCode::INTERNAL_SERVER_ERROR if answer.text().contains("Could not cancel") => {
+                Ok(false)
+            }
             _ => Err(self.error(&call.operation, &answer)),
         }
     }

@@ -25,7 +25,7 @@ use tracing::{Instrument, debug, info, warn};
 use super::credentials::{UnusableSecret, credential_secret, up_to_date};
 use super::plan::{CredentialRef, JobPlan, plan};
 use super::sync::{self, Synced, Throttled};
-use super::tenancy::{admits, first_conflict, needs_namespace_labels};
+use super::tenancy::{admits, first_conflict, needs_namespace_labels, same_item};
 use crate::api::JenkinsCluster;
 use crate::api::conditions::{self, Desired, READY, RECONCILING, STALLED};
 use crate::api::job::{GeneratedJobStatus, JenkinsJob, JenkinsJobStatus, JobDeletionPolicy};
@@ -277,8 +277,9 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         }
     };
 
-    // Two resources producing the same Jenkins job: the older keeps it, this one waits.
-    if let Some(message) = name_conflict(job, &plan, &cluster, &jctx.jobs) {
+    // Two resources producing the same Jenkins job: the one holding it (else the older) keeps
+    // it, this one waits.
+    if let Some(message) = name_conflict(job, &plan, &cluster, &jctx.jobs, ctx).await? {
         report(job, ctx, &Verdict::stalled("NameConflict", message), None).await?;
         return Ok(Action::requeue(settings.resync));
     }
@@ -404,36 +405,58 @@ async fn admission_problem(
     }))
 }
 
-/// A message when an older JenkinsJob of the same cluster already produces one of our jobs.
-fn name_conflict(
+/// A message when another JenkinsJob of the same cluster keeps one of our jobs (see
+/// [`first_conflict`]). Only resources the cluster admits count: a namespace the cluster
+/// refuses must not be able to block an admitted team by claiming its job names first.
+async fn name_conflict(
     job: &JenkinsJob,
     plan: &JobPlan,
     cluster: &JenkinsCluster,
     jobs: &Store<JenkinsJob>,
-) -> Option<String> {
+    ctx: &Context,
+) -> Result<Option<String>, Error> {
     let ours: Vec<String> = plan.jobs.iter().map(|j| j.full_name.clone()).collect();
     let others = jobs.state_filter(|other| {
         other.spec.cluster == job.spec.cluster
             && other.meta().deletion_timestamp.is_none()
             && other.uid() != job.uid()
     });
-    let planned: Vec<(Arc<JenkinsJob>, Vec<String>)> = others
-        .into_iter()
-        .filter_map(|other| {
-            let names = plan_names(&other, cluster)?;
-            Some((other, names))
-        })
-        .collect();
-    let conflict = first_conflict(
+    let mut admitted: BTreeMap<String, bool> = BTreeMap::new();
+    let mut planned: Vec<(Arc<JenkinsJob>, Vec<String>)> = Vec::new();
+    for other in others {
+        let Some(names) = plan_names(&other, cluster) else {
+            continue;
+        };
+        let clashes = names.iter().any(|n| ours.iter().any(|o| same_item(n, o)));
+        if !clashes {
+            continue;
+        }
+        let namespace = other.namespace().unwrap_or_default();
+        let admits_other = match admitted.get(&namespace) {
+            Some(known) => *known,
+            None => {
+                let known = admission_problem(cluster, &namespace, ctx).await?.is_none();
+                admitted.insert(namespace, known);
+                known
+            }
+        };
+        if admits_other {
+            planned.push((other, names));
+        }
+    }
+    let Some(conflict) = first_conflict(
         job,
         &ours,
         planned.iter().map(|(j, n)| (j.as_ref(), n.clone())),
-    )?;
-    Some(format!(
-        "Jenkins job {} is already managed by the older JenkinsJob {}; this resource changes \
-         nothing in Jenkins until it produces other names (rename it or set spec.folder)",
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(format!(
+        "Jenkins job {} is already managed by JenkinsJob {} (which holds it in Jenkins, or is \
+         older); this resource changes nothing in Jenkins until it produces other names \
+         (rename it or set spec.folder)",
         conflict.full_name, conflict.owner
-    ))
+    )))
 }
 
 /// The full names another JenkinsJob produces, or `None` when it produces none (invalid).
@@ -702,8 +725,44 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
             return Ok(Action::await_change());
         }
     };
+    // A job another JenkinsJob still declares is not ours to delete: two resources created at
+    // the same moment may both have recorded it before either saw the other, and the one
+    // that lost the name conflict must not take the winner's job (and history) along.
+    let others = jctx.jobs.state_filter(|other| {
+        other.spec.cluster == job.spec.cluster
+            && other.meta().deletion_timestamp.is_none()
+            && other.uid() != job.uid()
+    });
+    let mut declared_elsewhere: Vec<String> = Vec::new();
+    for other in &others {
+        let Some(names) = plan_names(other, &cluster) else {
+            continue;
+        };
+        let clashes = names
+            .iter()
+            .any(|n| status.jobs.iter().any(|j| same_item(n, &j.full_name)));
+        let namespace = other.namespace().unwrap_or_default();
+        // Only a resource the cluster admits can keep a job (as in the name conflicts).
+        if clashes
+            && admission_problem(&cluster, &namespace, ctx)
+                .await?
+                .is_none()
+        {
+            declared_elsewhere.extend(names);
+        }
+    }
+    let (shared, ours): (Vec<GeneratedJobStatus>, Vec<GeneratedJobStatus>) =
+        status.jobs.iter().cloned().partition(|recorded| {
+            declared_elsewhere
+                .iter()
+                .any(|name| same_item(name, &recorded.full_name))
+        });
+    if !shared.is_empty() {
+        let names: Vec<&str> = shared.iter().map(|j| j.full_name.as_str()).collect();
+        info!(jobs = ?names, "leaving the jobs another JenkinsJob declares");
+    }
     let throttled = Throttled::new(jenkins, ctx.jenkins.permits(cluster_name), &ctx.metrics);
-    let deleted = sync::delete_all(&throttled, &status.jobs)
+    let deleted = sync::delete_all(&throttled, &ours)
         .await
         .map_err(Error::Jenkins)?;
     info!(jobs = ?deleted, "deleted the jobs from Jenkins");

@@ -71,18 +71,42 @@ pub fn older_first(a: &JenkinsJob, b: &JenkinsJob) -> Ordering {
     }
 }
 
-/// A Jenkins job name that an older JenkinsJob already produces.
+/// Whether two full names are the same Jenkins item (Jenkins looks names up ignoring case).
+pub fn same_item(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
+/// Whether `job` holds `full_name`: its status records it as one of its jobs in Jenkins.
+fn holds(job: &JenkinsJob, full_name: &str) -> bool {
+    job.status
+        .as_ref()
+        .is_some_and(|s| s.jobs.iter().any(|j| same_item(&j.full_name, full_name)))
+}
+
+/// Whether `other` keeps `full_name` when `job` produces it too. The resource that already
+/// holds the job in Jenkins keeps it: age alone would let an older resource take over (and
+/// later delete) another team's job by pointing `spec.folder` at it. When both or neither
+/// hold it, the older keeps it.
+fn keeps(other: &JenkinsJob, job: &JenkinsJob, full_name: &str) -> bool {
+    match (holds(other, full_name), holds(job, full_name)) {
+        (true, false) => true,
+        (false, true) => false,
+        _ => older_first(other, job) == Ordering::Less,
+    }
+}
+
+/// A Jenkins job name that another JenkinsJob keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Conflict {
     /// The full name both produce (as this resource would write it).
     pub full_name: String,
-    /// `namespace/name` of the older JenkinsJob that keeps it.
+    /// `namespace/name` of the JenkinsJob that keeps it.
     pub owner: String,
 }
 
-/// The first of `ours` (full names) that an older JenkinsJob among `others` also produces,
-/// compared ignoring case as Jenkins does. `others` pairs each other JenkinsJob of the same
-/// cluster with the full names it produces.
+/// The first of `ours` (full names) that another JenkinsJob among `others` also produces and
+/// keeps (see [`keeps`]), compared ignoring case as Jenkins does. `others` pairs each other
+/// JenkinsJob of the same cluster with the full names it produces.
 pub fn first_conflict<'a>(
     job: &JenkinsJob,
     ours: &[String],
@@ -93,14 +117,12 @@ pub fn first_conflict<'a>(
         let same = other.uid() == job.uid()
             && other.namespace() == job.namespace()
             && other.name_any() == job.name_any();
-        if same || older_first(other, job) != Ordering::Less {
+        if same {
             continue;
         }
-        let clash = ours.iter().find(|ours| {
-            names
-                .iter()
-                .any(|n| n.to_lowercase() == ours.to_lowercase())
-        });
+        let clash = ours
+            .iter()
+            .find(|ours| names.iter().any(|n| same_item(n, ours)) && keeps(other, job, ours));
         let Some(full_name) = clash else {
             continue;
         };
@@ -219,5 +241,26 @@ mod tests {
         let names = vec!["f/j".to_string()];
         assert!(first_conflict(&b, &names, vec![(&a, names.clone())]).is_some());
         assert!(first_conflict(&a, &names, vec![(&b, names.clone())]).is_none());
+    }
+
+    #[test]
+    fn the_resource_holding_the_job_keeps_it_even_against_an_older_one() {
+        let older = job("team-a", "app", "2024-01-01T00:00:00Z", "u1");
+        let mut holder = job("team-b", "app", "2024-01-02T00:00:00Z", "u2");
+        holder.status = Some(crate::api::job::JenkinsJobStatus {
+            jobs: vec![crate::api::job::GeneratedJobStatus {
+                full_name: "team-b/app".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let names = vec!["team-b/APP".to_string()];
+        let conflict = first_conflict(&older, &names, vec![(&holder, names.clone())])
+            .expect("the holder keeps its job");
+        assert_eq!(conflict.owner, "team-b/app");
+        assert_eq!(
+            first_conflict(&holder, &names, vec![(&older, names.clone())]),
+            None
+        );
     }
 }

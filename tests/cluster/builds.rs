@@ -552,6 +552,163 @@ async fn deleting_a_running_build_aborts_it_unless_asked_to_keep_it_running() {
 }
 
 #[tokio::test]
+async fn deleting_a_build_whose_queue_item_already_left_stops_the_build() {
+    let env = Env::start().await;
+    let Some(fx) = fixture(&env).await else {
+        return;
+    };
+    let Some(jenkins) = fx.jenkins.clone() else {
+        eprintln!("skipping the left queue item on a real Jenkins: it needs the emulator");
+        return;
+    };
+    // The operator cannot read queue items: its status stays at the queue id while the
+    // build starts in Jenkins.
+    jenkins.inject(jenkins_emulator::Fault::FailNext {
+        path_prefix: "/queue/item/".into(),
+        count: u32::MAX,
+        status: 502,
+    });
+    create(&env, &fx, &build_named("left", &[])).await;
+    let queued = wait_for(&env, &fx, "left", "a queue id", |b| {
+        b.status.as_ref().and_then(|s| s.queue_id).is_some()
+    })
+    .await;
+    assert_eq!(queued.status.and_then(|s| s.build_number), None);
+    eventually("the build to start in Jenkins", || async {
+        jenkins.build(&fx.full_name, 1).map(|_| ())
+    })
+    .await;
+
+    // Jenkins still remembers the left item: cancelling it is refused (500), not 404.
+    builds(&env, &fx)
+        .delete("left", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("the operator to try to cancel the item", || async {
+        let refused = jenkins
+            .requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path == "/queue/cancelItem" && r.status == 500);
+        refused.then_some(())
+    })
+    .await;
+    // Its first look at the item sees `executable: null` (the build is not named yet): the
+    // finalizer must stay until the build is found and stopped.
+    jenkins.clear_faults();
+    wait_gone(&env, &fx, "left").await;
+    // The emulator, like Jenkins, writes ABORTED a moment after the stop.
+    eventually("the build to be aborted", || async {
+        let build = jenkins.build(&fx.full_name, 1)?;
+        (build.result == Some(BuildResult::Aborted)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_chatty_build_is_polled_no_faster_than_the_poll_interval() {
+    let env = Env::start().await;
+    let Some(fx) = fixture(&env).await else {
+        return;
+    };
+    let Some(jenkins) = fx.jenkins.clone() else {
+        eprintln!("skipping the chatty build on a real Jenkins: it counts emulator requests");
+        return;
+    };
+    create(&env, &fx, &build_named("chatty", &[])).await;
+    let n = number(&wait_phase(&env, &fx, "chatty", BuildPhase::Running).await).expect("#");
+
+    // The console grows all the time: every poll sees a change and writes the status, and
+    // every status write is an event for the controller. Those events must not poll again
+    // before the poll interval.
+    jenkins.clear_requests();
+    let lasted = std::time::Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let mut line = 0;
+    while started.elapsed() < lasted {
+        line += 1;
+        jenkins.append_log(&fx.full_name, n, &format!("line {line}\n"));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let polls = jenkins
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/logText/progressiveText"))
+        .count();
+    let most = (lasted.as_millis() / env.settings.build_poll_min.as_millis()) as usize + 5;
+    assert!(
+        polls <= most,
+        "{polls} console polls in {lasted:?}, at most {most} expected"
+    );
+    assert!(jenkins.finish_build(&fx.full_name, n, BuildResult::Success));
+    wait_phase(&env, &fx, "chatty", BuildPhase::Succeeded).await;
+}
+
+#[tokio::test]
+async fn a_job_that_lost_the_id_parameter_is_not_triggered_until_it_has_it_again() {
+    let env = Env::start().await;
+    let Some(fx) = fixture(&env).await else {
+        return;
+    };
+    let Some(jenkins) = fx.jenkins.clone() else {
+        eprintln!("skipping the lost id parameter on a real Jenkins: it edits the job");
+        return;
+    };
+    // A Jenkinsfile `parameters { }` directive replaces the job's parameters when it runs:
+    // the id parameter is gone until the drift check puts it back. Jenkins ignores values
+    // of undeclared parameters, so a build triggered now could never be found again.
+    let declared = jenkins.job_config(&fx.full_name).expect("the job");
+    let marker = format!("<name>{BUILD_ID_PARAMETER}</name>");
+    let at = declared.find(&marker).expect("the id parameter");
+    let open = "<hudson.model.StringParameterDefinition>";
+    let close = "</hudson.model.StringParameterDefinition>";
+    let start = declared[..at].rfind(open).expect("its definition");
+    let end = at + declared[at..].find(close).expect("its end") + close.len();
+    let without = format!("{}{}", &declared[..start], &declared[end..]);
+    jenkins.set_job_config_raw(&fx.full_name, &without);
+
+    let created = create(&env, &fx, &build_named("identified", &[])).await;
+    let uid = created.uid().expect("uid");
+    let waiting = wait_for(
+        &env,
+        &fx,
+        "identified",
+        "waiting for the id parameter",
+        |b| condition(b, "Reconciling").is_some_and(|c| c.message.contains(BUILD_ID_PARAMETER)),
+    )
+    .await;
+    assert_eq!(waiting.status.and_then(|s| s.queue_id), None);
+    assert_eq!(triggers(&jenkins, &uid), 0, "not triggered");
+    // It looks again after the progress poll, not as fast as its own status writes go.
+    jenkins.clear_requests();
+    tokio::time::sleep(env.settings.progress_poll * 3).await;
+    let path = JobPath::parse(&fx.full_name).expect("path");
+    let job_api = format!("/{}api/json", path.url_path().trim_start_matches('/'));
+    let looks = jenkins
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == job_api)
+        .count();
+    assert!(
+        looks <= 6,
+        "{looks} reads of the job in three progress polls"
+    );
+
+    // The drift check puts the parameter back: the build runs, and carries its id.
+    jenkins.set_job_config_raw(&fx.full_name, &declared);
+    let running = wait_phase(&env, &fx, "identified", BuildPhase::Running).await;
+    let n = number(&running).expect("#");
+    let ran = jenkins.build(&fx.full_name, n).expect("the build");
+    assert!(
+        ran.params
+            .iter()
+            .any(|(k, v)| k == BUILD_ID_PARAMETER && *v == uid),
+        "{:?}",
+        ran.params
+    );
+    assert!(jenkins.finish_build(&fx.full_name, n, BuildResult::Success));
+}
+
+#[tokio::test]
 async fn a_finished_build_is_deleted_after_its_ttl() {
     let env = Env::start().await;
     let Some(fx) = fixture(&env).await else {

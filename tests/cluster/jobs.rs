@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use jenkins_emulator::{Fault, JenkinsEmulator};
 use jenkins_operator::api::JenkinsCluster;
+use jenkins_operator::api::build::JenkinsBuild;
 use jenkins_operator::api::job::{JenkinsJob, JobDeletionPolicy};
 use jenkins_operator::jenkins::{JenkinsClient, JenkinsConfig, JobPath};
-use jenkins_operator::job::tenancy::older_first;
 use jenkins_operator::operator::jenkins_clients::read_admin_credentials;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -602,7 +602,7 @@ async fn another_namespace_is_refused_by_default_and_admitted_by_the_selector() 
 }
 
 #[tokio::test]
-async fn a_name_conflict_marks_only_the_newer_resource() {
+async fn a_name_conflict_marks_the_resource_that_does_not_hold_the_job() {
     let env = Env::start().await;
     let (cluster, jenkins) = ready_cluster(&env, "cluster-agents-environments.yaml").await;
     let (a, b) = (env.name("team-a"), env.name("team-b"));
@@ -622,38 +622,24 @@ async fn a_name_conflict_marks_only_the_newer_resource() {
     second.spec.description = Some(format!("by {b}"));
     create_job(&env, &second).await;
 
-    // Creation times have a resolution of one second; within the same second the operator
-    // orders by uid. Whichever the rule makes older keeps the job.
-    let get = |ns: String| {
-        let api: Api<JenkinsJob> = Api::namespaced(env.client.clone(), &ns);
-        async move { api.get("app").await.expect("read the JenkinsJob") }
-    };
-    let (first, second) = (get(a.clone()).await, get(b.clone()).await);
-    let (older, newer) = match older_first(&first, &second) {
-        std::cmp::Ordering::Less => (first, second),
-        _ => (second, first),
-    };
-    let (older_ns, newer_ns) = (
-        older.namespace().expect("ns"),
-        newer.namespace().expect("ns"),
-    );
-    let conflicted =
-        wait_condition(&env, &newer_ns, "app", "Synced", "False", "NameConflict").await;
+    // The first holds the job in Jenkins, so it keeps it whichever resource is older (within
+    // one second the age order is only a uid tie-break).
+    let conflicted = wait_condition(&env, &b, "app", "Synced", "False", "NameConflict").await;
     let message = &condition(&conflicted, "Stalled").expect("Stalled").message;
-    assert!(message.contains(&format!("{older_ns}/app")), "{message}");
+    assert!(message.contains(&format!("{a}/app")), "{message}");
 
-    // The older keeps working, and the job says what the older declares.
-    let older_now = wait_synced(&env, &older_ns, "app").await;
+    // The holder keeps working, and the job says what it declares.
+    let holder = wait_synced(&env, &a, "app").await;
     assert_eq!(
-        condition(&older_now, "Ready").map(|c| c.status.as_str()),
+        condition(&holder, "Ready").map(|c| c.status.as_str()),
         Some("True")
     );
-    let xml = eventually("the job to say what the older declares", || async {
+    let xml = eventually("the job to say what the holder declares", || async {
         let xml = jenkins.config(&format!("{shared}/app")).await?;
-        (texts(&xml, "description")[0] == format!("by {older_ns}")).then_some(xml)
+        (texts(&xml, "description")[0] == format!("by {a}")).then_some(xml)
     })
     .await;
-    assert!(!xml.contains(&format!("by {newer_ns}")));
+    assert!(!xml.contains(&format!("by {b}")));
 }
 
 #[tokio::test]
@@ -700,4 +686,140 @@ async fn an_unavailable_jenkins_makes_the_job_unsynced_until_it_recovers_and_del
         .map(|r| r.path.clone())
         .collect();
     assert!(destructive.is_empty(), "deleted: {destructive:?}");
+}
+
+#[tokio::test]
+async fn an_older_resource_moving_into_a_held_job_gets_the_conflict_and_changes_nothing() {
+    let env = Env::start().await;
+    let (cluster, jenkins) = ready_cluster(&env, "cluster-agents-environments.yaml").await;
+    let (a, b) = (env.name("team-a"), env.name("team-b"));
+    for ns in [&a, &b] {
+        create_namespace(&env, ns, &[("jenkins.ci/jobs", "platform")]).await;
+    }
+    // A is the older resource, in its own folder.
+    let mut older = inline_job("app", &a, &cluster);
+    older.spec.description = Some(format!("by {a}"));
+    create_job(&env, &older).await;
+    wait_synced(&env, &a, "app").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    // B, newer, holds b/app in Jenkins.
+    let mut holder = inline_job("app", &b, &cluster);
+    holder.spec.description = Some(format!("by {b}"));
+    create_job(&env, &holder).await;
+    wait_synced(&env, &b, "app").await;
+
+    // A moves into B's folder: being older must not let it take B's job over.
+    patch_job(&env, &a, "app", json!({"spec": {"folder": b}})).await;
+    let conflicted = wait_condition(&env, &a, "app", "Synced", "False", "NameConflict").await;
+    let message = &condition(&conflicted, "Stalled").expect("Stalled").message;
+    assert!(message.contains(&format!("{b}/app")), "{message}");
+    let xml = jenkins.config(&format!("{b}/app")).await.expect("B's job");
+    assert_eq!(texts(&xml, "description")[0], format!("by {b}"));
+    let holder_now = wait_synced(&env, &b, "app").await;
+    assert_eq!(
+        condition(&holder_now, "Ready").map(|c| c.status.as_str()),
+        Some("True")
+    );
+
+    // Nor can A's builds run B's job.
+    let spec = serde_json::from_value(json!({"job": "app"})).expect("a build spec");
+    let builds: Api<JenkinsBuild> = Api::namespaced(env.client.clone(), &a);
+    builds
+        .create(&PostParams::default(), &JenkinsBuild::new("intruder", spec))
+        .await
+        .expect("create the JenkinsBuild");
+    let refused = eventually(
+        "the build of the conflicted JenkinsJob to be refused",
+        || {
+            let builds = builds.clone();
+            async move {
+                let build = builds.get("intruder").await.ok()?;
+                let stalled = build.status.as_ref()?.conditions.iter().find(|c| {
+                    c.type_ == "Stalled" && c.status == "True" && c.reason == "JobNameTaken"
+                })?;
+                Some(stalled.message.clone())
+            }
+        },
+    )
+    .await;
+    assert!(refused.contains(&format!("{b}/app")), "{refused}");
+    if let Some(emulator) = jenkins.emulator() {
+        let triggers: Vec<String> = emulator
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.contains("build"))
+            .map(|r| r.path.clone())
+            .collect();
+        assert!(triggers.is_empty(), "triggered: {triggers:?}");
+    }
+
+    // Deleting A does not delete B's job.
+    delete_job(&env, &a, "app").await;
+    assert!(jenkins.config(&format!("{b}/app")).await.is_some());
+}
+
+#[tokio::test]
+async fn a_resource_the_cluster_does_not_admit_never_blocks_an_admitted_one() {
+    let env = Env::start().await;
+    let (cluster, jenkins) = ready_cluster(&env, "cluster-agents-environments.yaml").await;
+    let (outsider, team) = (env.name("outsider"), env.name("team"));
+    create_namespace(&env, &outsider, &[]).await;
+    create_namespace(&env, &team, &[("jenkins.ci/jobs", "platform")]).await;
+
+    // The outsider claims the team's folder first; the cluster does not admit it.
+    let mut squatter = inline_job("app", &outsider, &cluster);
+    squatter.spec.folder = Some(team.clone());
+    create_job(&env, &squatter).await;
+    wait_condition(
+        &env,
+        &outsider,
+        "app",
+        "Synced",
+        "False",
+        "NamespaceNotAdmitted",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    create_job(&env, &inline_job("app", &team, &cluster)).await;
+    wait_synced(&env, &team, "app").await;
+    assert!(jenkins.config(&format!("{team}/app")).await.is_some());
+}
+
+#[tokio::test]
+async fn deleting_the_losing_resource_of_a_conflict_keeps_the_winners_job() {
+    let env = Env::start().await;
+    let (cluster, jenkins) = ready_cluster(&env, "cluster-agents-environments.yaml").await;
+    let (a, b) = (env.name("team-a"), env.name("team-b"));
+    let shared = env.name("shared");
+    for ns in [&a, &b] {
+        create_namespace(&env, ns, &[("jenkins.ci/jobs", "platform")]).await;
+    }
+    let mut winner = inline_job("app", &a, &cluster);
+    winner.spec.folder = Some(shared.clone());
+    create_job(&env, &winner).await;
+    let synced = wait_synced(&env, &a, "app").await;
+    let held = synced.status.expect("status").jobs;
+    let mut loser = inline_job("app", &b, &cluster);
+    loser.spec.folder = Some(shared.clone());
+    create_job(&env, &loser).await;
+    wait_condition(&env, &b, "app", "Synced", "False", "NameConflict").await;
+
+    // Two resources created at the same moment can both sync the job before either sees the
+    // other: the loser's status then records the winner's job too.
+    let api: Api<JenkinsJob> = Api::namespaced(env.client.clone(), &b);
+    api.patch_status(
+        "app",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"jobs": held}})),
+    )
+    .await
+    .expect("record the job in the loser's status");
+    delete_job(&env, &b, "app").await;
+    assert!(
+        jenkins.config(&format!("{shared}/app")).await.is_some(),
+        "the winner's job survives the loser's deletion"
+    );
+    wait_synced(&env, &a, "app").await;
 }

@@ -946,24 +946,25 @@ fn queue_item(state: &mut State, request: &Request<'_>, id: &str) -> Reply {
     Reply::json(value)
 }
 
+/// `Queue.doCancelItem`: a waiting item is cancelled (204); an item that already left the
+/// queue, while Jenkins still remembers it, cannot be cancelled (500 "Could not cancel run");
+/// an unknown or forgotten item is 404.
 fn cancel_item(state: &mut State, request: &Request<'_>) -> Reply {
     let id = request.param("id").and_then(|id| id.parse::<u64>().ok());
-    let entry = state
-        .queue
-        .iter_mut()
-        .find(|e| Some(e.id) == id && e.left.is_none());
-    match entry {
-        Some(entry) => {
-            entry.left = Some(model::Left {
-                at: Instant::now(),
-                cancelled: true,
-                executable: None,
-                null_polls: 0,
-            });
-            Reply::new(StatusCode::NO_CONTENT)
-        }
-        None => Reply::not_found(),
+    let Some(entry) = state.queue.iter_mut().find(|e| Some(e.id) == id) else {
+        return Reply::html(StatusCode::NOT_FOUND, "Provided id not found");
+    };
+    if entry.left.is_some() {
+        let message = format!("Could not cancel run for id {}", entry.id);
+        return Reply::html(StatusCode::INTERNAL_SERVER_ERROR, &message);
     }
+    entry.left = Some(model::Left {
+        at: Instant::now(),
+        cancelled: true,
+        executable: None,
+        null_polls: 0,
+    });
+    Reply::new(StatusCode::NO_CONTENT)
 }
 
 fn build_level(
