@@ -1,7 +1,7 @@
 //! The `JenkinsJob` custom resource: a pipeline kept in sync with Jenkins through its REST API,
 //! fanned out over environments and branches.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -333,11 +333,6 @@ pub struct JenkinsJobStatus {
     /// Jenkins credential, deleted with this resource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_secret: Option<String>,
-
-    /// When the operator last compared the jobs' live config.xml with the spec to repair
-    /// edits made in the Jenkins UI.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_drift_check: Option<Time>,
 }
 
 /// One Jenkins job generated from a JenkinsJob.

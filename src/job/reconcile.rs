@@ -6,13 +6,11 @@
 //! [`super::sync`]), the credential copy is compared with what it would be, and the status is
 //! written only when it says something new.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
@@ -46,6 +44,36 @@ pub const SYNCED: &str = "Synced";
 pub struct JobContext {
     pub ctx: Arc<Context>,
     pub jobs: Store<JenkinsJob>,
+    pub drift_checks: DriftChecks,
+}
+
+impl JobContext {
+    pub fn new(ctx: Arc<Context>, jobs: Store<JenkinsJob>) -> Self {
+        Self {
+            ctx,
+            jobs,
+            drift_checks: DriftChecks::default(),
+        }
+    }
+}
+
+/// When each JenkinsJob (by uid) last had its live config.xml compared with the spec. Kept in
+/// memory, not in the status: a converged resource must cost no write. After a restart every
+/// job is checked once (reads only).
+#[derive(Default)]
+pub struct DriftChecks(Mutex<HashMap<String, Instant>>);
+
+impl DriftChecks {
+    /// Whether the periodic comparison with the live config.xml is due for `uid`.
+    fn due(&self, uid: &str, every: Duration) -> bool {
+        let checks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        checks.get(uid).is_none_or(|last| last.elapsed() >= every)
+    }
+
+    fn checked(&self, uid: &str) {
+        let mut checks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        checks.insert(uid.to_owned(), Instant::now());
+    }
 }
 
 /// Why a reconcile failed. Each variant names the operation.
@@ -223,7 +251,6 @@ struct Observed {
     jobs: Vec<GeneratedJobStatus>,
     last_result: Option<String>,
     credential_secret: Option<String>,
-    last_drift_check: Option<Time>,
 }
 
 /// Brings Jenkins in line with the spec and reports.
@@ -341,7 +368,8 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     };
     let throttled = Throttled::new(jenkins, ctx.jenkins.permits(cluster_name), &ctx.metrics);
     let old = job.status.clone().unwrap_or_default();
-    let drift_check = drift_check_due(old.last_drift_check.as_ref(), settings.job_drift_check);
+    let uid = job.uid().unwrap_or_default();
+    let drift_check = jctx.drift_checks.due(&uid, settings.job_drift_check);
     let base_url = jenkins_url(&cluster);
     let synced = sync::sync(&throttled, &plan, &old.jobs, drift_check, &base_url).await;
     let synced = match synced {
@@ -353,17 +381,15 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         }
     };
     announce(job, ctx, &synced).await;
+    if drift_check {
+        jctx.drift_checks.checked(&uid);
+    }
 
     // Report.
     let observed = Observed {
         last_result: synced.newest_result.clone().or(old.last_result.clone()),
         jobs: synced.jobs,
         credential_secret,
-        last_drift_check: if drift_check {
-            Some(Time(Timestamp::now()))
-        } else {
-            old.last_drift_check.clone()
-        },
     };
     let verdict = Verdict::Synced {
         count: plan.jobs.len(),
@@ -550,17 +576,6 @@ async fn release_credential(
     Ok(())
 }
 
-/// Whether the periodic comparison with the live config.xml is due.
-fn drift_check_due(last: Option<&Time>, every: Duration) -> bool {
-    let Some(last) = last else {
-        return true;
-    };
-    let elapsed = Timestamp::now().duration_since(last.0);
-    let every = k8s_openapi::jiff::SignedDuration::try_from(every)
-        .unwrap_or(k8s_openapi::jiff::SignedDuration::MAX);
-    elapsed >= every || elapsed.is_negative()
-}
-
 /// The status after a failed Jenkins call: a Jenkins that is starting or unreachable comes
 /// back by itself; anything else it refused needs a change.
 fn jenkins_verdict(error: &JenkinsError) -> Verdict {
@@ -603,7 +618,6 @@ async fn report(
             jobs: observed.jobs,
             last_result: observed.last_result,
             credential_secret: observed.credential_secret,
-            last_drift_check: observed.last_drift_check,
         },
         None => JenkinsJobStatus {
             conditions,
@@ -632,7 +646,6 @@ async fn report(
         "jobCount": new.job_count,
         "lastResult": new.last_result,
         "credentialSecret": new.credential_secret,
-        "lastDriftCheck": new.last_drift_check,
     }});
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -775,12 +788,13 @@ mod tests {
 
     #[test]
     fn a_drift_check_is_due_first_and_then_once_per_interval() {
+        let checks = DriftChecks::default();
         let every = Duration::from_secs(600);
-        assert!(drift_check_due(None, every));
-        let now = Time(Timestamp::now());
-        assert!(!drift_check_due(Some(&now), every));
-        let old = Time(Timestamp::from_second(1).expect("valid"));
-        assert!(drift_check_due(Some(&old), every));
+        assert!(checks.due("a", every), "never checked");
+        checks.checked("a");
+        assert!(!checks.due("a", every), "just checked");
+        assert!(checks.due("b", every), "another resource");
+        assert!(checks.due("a", Duration::ZERO), "the interval has passed");
     }
 
     #[test]

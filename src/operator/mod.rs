@@ -226,7 +226,7 @@ fn job_controller(
     );
     let jobs = controller.store();
     let targets = jobs.clone();
-    let jctx = Arc::new(job_reconcile::JobContext { ctx, jobs });
+    let jctx = Arc::new(job_reconcile::JobContext::new(ctx, jobs));
     info!("starting the JenkinsJob controller");
     controller
         .watches(
