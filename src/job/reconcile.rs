@@ -45,6 +45,7 @@ pub struct JobContext {
     pub ctx: Arc<Context>,
     pub jobs: Store<JenkinsJob>,
     pub drift_checks: DriftChecks,
+    pub names: PlannedNames,
 }
 
 impl JobContext {
@@ -53,7 +54,53 @@ impl JobContext {
             ctx,
             jobs,
             drift_checks: DriftChecks::default(),
+            names: PlannedNames::default(),
         }
+    }
+}
+
+/// The full names each JenkinsJob produces, remembered per resource version and cluster
+/// generation. Conflict checks look at every other JenkinsJob of the cluster on every reconcile:
+/// planning them all anew (config.xml included) made a cold start with thousands of jobs
+/// quadratic in config.xml generation.
+#[derive(Default)]
+pub struct PlannedNames(Mutex<HashMap<String, Remembered>>);
+
+/// The names of one JenkinsJob (none when it is invalid) and the versions they were planned at.
+type Remembered = (String, Option<Vec<String>>);
+
+impl PlannedNames {
+    /// The full names `job` produces in `cluster`, or `None` when it produces none (invalid).
+    fn of(&self, job: &JenkinsJob, cluster: &JenkinsCluster) -> Option<Vec<String>> {
+        let uid = job.uid().unwrap_or_default();
+        let version = format!(
+            "{}/{}",
+            job.resource_version().unwrap_or_default(),
+            cluster.metadata.generation.unwrap_or_default()
+        );
+        {
+            let cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((known, names)) = cache.get(&uid)
+                && *known == version
+            {
+                return names.clone();
+            }
+        }
+        let names = plan(job, cluster).ok().map(|plan| {
+            plan.jobs
+                .into_iter()
+                .map(|j| j.full_name)
+                .collect::<Vec<_>>()
+        });
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cache.insert(uid, (version, names.clone()));
+        names
+    }
+
+    /// Forgets a deleted JenkinsJob.
+    fn forget(&self, job: &JenkinsJob) {
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cache.remove(&job.uid().unwrap_or_default());
     }
 }
 
@@ -73,6 +120,11 @@ impl DriftChecks {
     fn checked(&self, uid: &str) {
         let mut checks = self.0.lock().unwrap_or_else(|e| e.into_inner());
         checks.insert(uid.to_owned(), Instant::now());
+    }
+
+    fn forget(&self, uid: &str) {
+        let mut checks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        checks.remove(uid);
     }
 }
 
@@ -306,7 +358,7 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
 
     // Two resources producing the same Jenkins job: the one holding it (else the older) keeps
     // it, this one waits.
-    if let Some(message) = name_conflict(job, &plan, &cluster, &jctx.jobs, ctx).await? {
+    if let Some(message) = name_conflict(job, &plan, &cluster, jctx, ctx).await? {
         report(job, ctx, &Verdict::stalled("NameConflict", message), None).await?;
         return Ok(Action::requeue(settings.resync));
     }
@@ -438,11 +490,11 @@ async fn name_conflict(
     job: &JenkinsJob,
     plan: &JobPlan,
     cluster: &JenkinsCluster,
-    jobs: &Store<JenkinsJob>,
+    jctx: &JobContext,
     ctx: &Context,
 ) -> Result<Option<String>, Error> {
     let ours: Vec<String> = plan.jobs.iter().map(|j| j.full_name.clone()).collect();
-    let others = jobs.state_filter(|other| {
+    let others = jctx.jobs.state_filter(|other| {
         other.spec.cluster == job.spec.cluster
             && other.meta().deletion_timestamp.is_none()
             && other.uid() != job.uid()
@@ -450,7 +502,7 @@ async fn name_conflict(
     let mut admitted: BTreeMap<String, bool> = BTreeMap::new();
     let mut planned: Vec<(Arc<JenkinsJob>, Vec<String>)> = Vec::new();
     for other in others {
-        let Some(names) = plan_names(&other, cluster) else {
+        let Some(names) = jctx.names.of(&other, cluster) else {
             continue;
         };
         let clashes = names.iter().any(|n| ours.iter().any(|o| same_item(n, o)));
@@ -483,12 +535,6 @@ async fn name_conflict(
          (rename it or set spec.folder)",
         conflict.full_name, conflict.owner
     )))
-}
-
-/// The full names another JenkinsJob produces, or `None` when it produces none (invalid).
-fn plan_names(job: &JenkinsJob, cluster: &JenkinsCluster) -> Option<Vec<String>> {
-    let plan = plan(job, cluster).ok()?;
-    Some(plan.jobs.into_iter().map(|j| j.full_name).collect())
 }
 
 /// Makes the credential copy exist with the current content of the team's Secret. Returns
@@ -696,6 +742,9 @@ async fn publish(ctx: &Context, job: &JenkinsJob, type_: EventType, reason: &str
 /// credential copy. Folders stay: they may hold other teams' jobs.
 async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     let ctx = &jctx.ctx;
+    // What the operator remembers of the resource goes with it.
+    jctx.names.forget(job);
+    jctx.drift_checks.forget(&job.uid().unwrap_or_default());
     let status = job.status.clone().unwrap_or_default();
     if let Some(copy) = &status.credential_secret {
         release_credential(job, copy, &jctx.jobs, ctx).await?;
@@ -748,7 +797,7 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     });
     let mut declared_elsewhere: Vec<String> = Vec::new();
     for other in &others {
-        let Some(names) = plan_names(other, &cluster) else {
+        let Some(names) = jctx.names.of(other, &cluster) else {
             continue;
         };
         let clashes = names
