@@ -89,6 +89,10 @@ struct RunArgs {
     /// Jenkins UI (between them, an unchanged JenkinsJob costs no config.xml request).
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(10..))]
     job_drift_check_seconds: u64,
+
+    /// Reconciles each controller (clusters, jobs, builds) runs at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    max_concurrent_reconciles: u16,
 }
 
 /// Parses `NAME=URL` of `--jenkins-url`.
@@ -213,6 +217,7 @@ fn run_options(
         settings: Settings {
             resync: Duration::from_secs(args.resync_seconds),
             job_drift_check: Duration::from_secs(args.job_drift_check_seconds),
+            max_concurrent_reconciles: args.max_concurrent_reconciles,
             ..Settings::default()
         },
         http_addr: Some(args.http_addr),

@@ -101,7 +101,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let controller = Controller::new(
         Api::<JenkinsBuild>::all(client.clone()),
         watcher::Config::default(),
-    );
+    )
+    .with_config(ctx.settings.controller_config());
     let builds = controller.store();
     info!("starting the JenkinsBuild controller");
     controller

@@ -34,6 +34,9 @@ pub struct Settings {
     pub build_poll_min: Duration,
     /// Longest delay between two polls of a queued or running build.
     pub build_poll_max: Duration,
+    /// Reconciles each controller runs at once. Unbounded, a cold start with thousands of
+    /// JenkinsJobs held thousands of reconciles (and API connections) waiting on Jenkins.
+    pub max_concurrent_reconciles: u16,
 }
 
 impl Default for Settings {
@@ -47,6 +50,7 @@ impl Default for Settings {
             job_drift_check: Duration::from_secs(600),
             build_poll_min: Duration::from_secs(1),
             build_poll_max: Duration::from_secs(30),
+            max_concurrent_reconciles: 16,
         }
     }
 }
@@ -123,6 +127,13 @@ impl Context {
         map.entry(cluster.to_owned())
             .or_insert_with(Instant::now)
             .elapsed()
+    }
+}
+
+impl Settings {
+    /// The controller configuration these settings ask for.
+    pub fn controller_config(&self) -> kube::runtime::controller::Config {
+        kube::runtime::controller::Config::default().concurrency(self.max_concurrent_reconciles)
     }
 }
 

@@ -223,7 +223,8 @@ fn job_controller(
     let controller = Controller::new(
         Api::<JenkinsJob>::all(client.clone()),
         watcher::Config::default(),
-    );
+    )
+    .with_config(ctx.settings.controller_config());
     let jobs = controller.store();
     let targets = jobs.clone();
     let jctx = Arc::new(job_reconcile::JobContext::new(ctx, jobs));
@@ -291,7 +292,8 @@ async fn run_controllers(
         }
     })
     .applied_objects();
-    let controller = Controller::for_stream(clusters, reader);
+    let controller =
+        Controller::for_stream(clusters, reader).with_config(ctx.settings.controller_config());
 
     info!("starting the JenkinsCluster controller");
     let controllers = controller

@@ -50,6 +50,7 @@ pub fn fast_settings() -> Settings {
         job_drift_check: Duration::from_secs(60),
         build_poll_min: Duration::from_millis(100),
         build_poll_max: Duration::from_millis(400),
+        max_concurrent_reconciles: 16,
     }
 }
 
