@@ -31,7 +31,8 @@ pub async fn check(jenkins: &JenkinsClient, admin: &str, expected: &[&str]) -> H
         Ok(me) if me.authenticated && !me.anonymous && me.name == admin => {}
         Ok(me) => {
             return Health::Refused(format!(
-                "Jenkins knows the operator's credentials as {:?}, not as the administrator {admin}",
+                "Jenkins knows the operator's credentials as {:?}, not as the administrator \
+                 {admin}",
                 me.name
             ));
         }

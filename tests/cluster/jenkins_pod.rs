@@ -1,8 +1,9 @@
-//! Plays the part of the kubelet and the Jenkins process of one cluster for its Jenkins emulator: what the
-//! Deployment's pod would do on a real cluster. When a master Deployment appears or its pod
-//! template changes, "Jenkins restarts": it reads the admin Secret, the reload token, the
-//! pinned plugins and the mounted JCasC files. While it runs, the kubelet keeps the mounted JCasC
-//! files in step with the ConfigMaps (after `sync_delay`), and a reload reads them.
+//! Plays the part of the kubelet and the Jenkins process of one cluster for its Jenkins
+//! emulator: what the Deployment's pod would do on a real cluster. When a master Deployment
+//! appears or its pod template changes, "Jenkins restarts": it reads the admin Secret, the
+//! reload token, the pinned plugins and the mounted JCasC files. While it runs, the kubelet
+//! keeps the mounted JCasC files in step with the ConfigMaps (after `sync_delay`), and a reload
+//! reads them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -895,7 +895,10 @@ async fn deleting_a_cluster_keeps_the_namespace_that_holds_its_existing_claim() 
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), &ns);
     let claim: PersistentVolumeClaim = serde_json::from_value(json!({
         "metadata": { "name": "precious" },
-        "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } }
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": { "requests": { "storage": "1Gi" } },
+        }
     }))
     .expect("a claim");
     claims

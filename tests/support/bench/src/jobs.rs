@@ -193,7 +193,8 @@ fn new_job(index: usize) -> anyhow::Result<JenkinsJob> {
         "spec": {
             "cluster": CLUSTER,
             "pipeline": {
-                "script": "pipeline { agent any\n stages { stage('Build') { steps { echo 'hi' } } } }",
+                "script": "pipeline { agent any\n stages { stage('Build') { \
+                           steps { echo 'hi' } } } }",
             },
         },
     });
