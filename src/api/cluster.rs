@@ -35,7 +35,10 @@ pub const MAX_CLUSTER_NAME: usize = 40;
     printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.url"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     validation = Rule::new("self.metadata.name.size() <= 40")
-        .message("metadata.name must be at most 40 characters: it prefixes the names of the objects the operator creates"),
+        .message(concat!(
+            "metadata.name must be at most 40 characters: it prefixes the names of ",
+            "the objects the operator creates",
+        )),
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
         .message("metadata.name must be a DNS label that starts with a letter (it names a Service)")
 )]
@@ -45,7 +48,10 @@ pub const MAX_CLUSTER_NAME: usize = 40;
 #[x_kube(validation = Rule::new(concat!(
     "has(self.__namespace__) == has(oldSelf.__namespace__) && ",
     "(!has(self.__namespace__) || self.__namespace__ == oldSelf.__namespace__)"
-)).message("spec.namespace cannot change: JENKINS_HOME and the admin Secret live in the old namespace; create a new JenkinsCluster instead"))]
+)).message(concat!(
+    "spec.namespace cannot change: JENKINS_HOME and the admin Secret live ",
+    "in the old namespace; create a new JenkinsCluster instead",
+)))]
 pub struct JenkinsClusterSpec {
     /// Namespace the master and its objects live in. Defaults to the resource's name. Created
     /// when missing; a namespace that existed before is never deleted by the operator. Cannot
@@ -161,7 +167,10 @@ pub struct MasterSpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("!(has(self.existingClaim) && has(self.size))")
-        .message("set either persistence.size or persistence.existingClaim, not both: the size of an existing claim is not ours to choose"),
+        .message(concat!(
+            "set either persistence.size or persistence.existingClaim, not both: ",
+            "the size of an existing claim is not ours to choose",
+        )),
     validation = Rule::new("!(has(self.existingClaim) && has(self.storageClassName))")
         .message("set either persistence.storageClassName or persistence.existingClaim, not both")
 )]

@@ -25,13 +25,25 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("!(has(self.branches) && size(self.branches) > 0 && has(self.multibranch))")
-        .message("use either branches (one job per listed branch) or multibranch (Jenkins discovers branches), not both"),
+    validation = Rule::new(concat!(
+        "!(has(self.branches) && size(self.branches) > 0 && ",
+        "has(self.multibranch))",
+    ))
+        .message(concat!(
+            "use either branches (one job per listed branch) or multibranch ",
+            "(Jenkins discovers branches), not both",
+        )),
     validation = Rule::new("!has(self.multibranch) || has(self.pipeline.scm)")
         .message("multibranch needs pipeline.scm: Jenkins discovers branches in a git repository"),
-    validation = Rule::new("!has(self.branches) || size(self.branches) == 0 || has(self.pipeline.scm)")
+    validation = Rule::new(concat!(
+        "!has(self.branches) || size(self.branches) == 0 || ",
+        "has(self.pipeline.scm)",
+    ))
         .message("branches needs pipeline.scm: an inline script has no branches"),
-    validation = Rule::new("!has(self.triggers) || !has(self.triggers.pollScm) || has(self.pipeline.scm)")
+    validation = Rule::new(concat!(
+        "!has(self.triggers) || !has(self.triggers.pollScm) || ",
+        "has(self.pipeline.scm)",
+    ))
         .message("triggers.pollScm needs pipeline.scm: there is no repository to poll"),
     validation = Rule::new(concat!(
         "!has(self.multibranch) || ((!has(self.parameters) || size(self.parameters) == 0)",
@@ -215,11 +227,20 @@ pub struct MultibranchSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("self.type == 'choice' ? (has(self.choices) && size(self.choices) > 0) : (!has(self.choices) || size(self.choices) == 0)")
+    validation = Rule::new(concat!(
+        "self.type == 'choice' ? (has(self.choices) && size(self.choices) > 0) ",
+        ": (!has(self.choices) || size(self.choices) == 0)",
+    ))
         .message("choices are required for, and only allowed on, parameters of type choice"),
-    validation = Rule::new("!(self.type == 'boolean' && has(self.default) && self.default != 'true' && self.default != 'false')")
+    validation = Rule::new(concat!(
+        "!(self.type == 'boolean' && has(self.default) && self.default != ",
+        "'true' && self.default != 'false')",
+    ))
         .message("the default of a boolean parameter is true or false"),
-    validation = Rule::new("!(self.type == 'choice' && has(self.default) && has(self.choices) && !(self.default in self.choices))")
+    validation = Rule::new(concat!(
+        "!(self.type == 'choice' && has(self.default) && has(self.choices) && ",
+        "!(self.default in self.choices))",
+    ))
         .message("the default of a choice parameter must be one of its choices")
 )]
 pub struct ParameterSpec {
@@ -230,8 +251,14 @@ pub struct ParameterSpec {
         length(min = 1, max = 100),
         regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")
     )]
-    #[x_kube(validation = Rule::new("!(self in ['ENVIRONMENT', 'TARGET_NAMESPACE', 'AGENT_LABEL']) && !self.startsWith('JENKINS_OPERATOR_')")
-        .message("ENVIRONMENT, TARGET_NAMESPACE, AGENT_LABEL and JENKINS_OPERATOR_* are set by the operator"))]
+    #[x_kube(validation = Rule::new(concat!(
+        "!(self in ['ENVIRONMENT', 'TARGET_NAMESPACE', 'AGENT_LABEL']) && ",
+        "!self.startsWith('JENKINS_OPERATOR_')",
+    ))
+        .message(concat!(
+            "ENVIRONMENT, TARGET_NAMESPACE, AGENT_LABEL and JENKINS_OPERATOR_* are ",
+            "set by the operator",
+        )))]
     pub name: String,
 
     /// `string`, `choice` or `boolean`.

@@ -144,14 +144,14 @@ mod tests {
 
     #[test]
     fn each_segment_is_encoded_on_its_own() {
-        let path = JobPath::parse("team a/b+c/ünï (x)").unwrap();
+        let path = JobPath::parse("team a/b+c/ünï (x)").expect("a valid path");
         assert_eq!(
             path.url_path(),
             "job/team%20a/job/b%2Bc/job/%C3%BCn%C3%AF%20%28x%29/"
         );
         assert_eq!(path.parent_url_path(), "job/team%20a/job/b%2Bc/");
         assert_eq!(path.name(), "ünï (x)");
-        assert_eq!(path.parent().unwrap().full_name(), "team a/b+c");
+        assert_eq!(path.parent().expect("a parent").full_name(), "team a/b+c");
     }
 
     #[test]
