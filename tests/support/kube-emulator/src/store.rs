@@ -832,6 +832,11 @@ impl Store {
         }
         deleting["metadata"]["deletionTimestamp"] = json!(clock::now_rfc3339());
         deleting["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        // Like the API server (markAsDeleting): the first deletionTimestamp bumps a tracked
+        // generation, so controllers that only look at generation changes see the deletion.
+        if let Some(generation) = object["metadata"]["generation"].as_i64().filter(|g| *g > 0) {
+            deleting["metadata"]["generation"] = json!(generation + 1);
+        }
         self.commit_server_state(key, object, deleting)
     }
 

@@ -255,3 +255,52 @@ async fn delete_collection_deletes_what_the_selector_matches() {
         .collect();
     assert_eq!(names, ["c"]);
 }
+
+#[tokio::test]
+async fn the_first_deletion_timestamp_bumps_a_tracked_generation() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let emulator = Emulator::start().await;
+    let api: Api<Deployment> = Api::default_namespaced(emulator.client());
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "held", "finalizers": ["example.com/a"]},
+        "spec": {
+            "selector": {"matchLabels": {"app": "held"}},
+            "template": {
+                "metadata": {"labels": {"app": "held"}},
+                "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+            },
+        },
+    }))
+    .expect("a Deployment");
+    let created = api
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create");
+    assert_eq!(created.metadata.generation, Some(1));
+
+    api.delete("held", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let deleting = api.get("held").await.expect("held by its finalizer");
+    assert_eq!(deleting.metadata.generation, Some(2));
+
+    // Deleting again changes nothing.
+    api.delete("held", &DeleteParams::default())
+        .await
+        .expect("delete again");
+    let again = api.get("held").await.expect("still held");
+    assert_eq!(again.metadata.generation, Some(2));
+
+    // Kinds without a generation do not get one.
+    let maps: Api<ConfigMap> = Api::default_namespaced(emulator.client());
+    let mut map = config_map("held", &[]);
+    map.metadata.finalizers = Some(vec!["example.com/a".into()]);
+    maps.create(&PostParams::default(), &map)
+        .await
+        .expect("create");
+    maps.delete("held", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let deleting = maps.get("held").await.expect("held by its finalizer");
+    assert_eq!(deleting.metadata.generation, None);
+}
