@@ -8,6 +8,7 @@
 
 pub mod config_xml;
 pub mod credentials;
+pub mod index;
 pub mod invalid;
 pub mod names;
 pub mod plan;

@@ -15,12 +15,14 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event as Finalize, finalizer};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
+use tokio::sync::watch;
 use tracing::{Instrument, debug, info, warn};
 
 use super::credentials::{UnusableSecret, credential_secret, up_to_date};
+use super::index::NameIndex;
 use super::plan::{CredentialRef, JobPlan, plan};
 use super::sync::{self, Synced, Throttled};
 use super::tenancy::{admits, first_conflict, needs_namespace_labels, same_item};
@@ -39,68 +41,46 @@ pub const FINALIZER: &str = "jenkins.ci/jobs";
 /// `Synced`: the jobs in Jenkins match the current spec.
 pub const SYNCED: &str = "Synced";
 
-/// What the JenkinsJob controller shares: the operator's context and the controller's cache
-/// of every JenkinsJob (name conflicts are found there, without API calls).
+/// What the JenkinsJob controller shares: the operator's context, the controller's caches of
+/// every JenkinsJob and JenkinsCluster (read without API calls), and the index of the Jenkins
+/// names each JenkinsJob produces (name conflicts are found there).
 pub struct JobContext {
     pub ctx: Arc<Context>,
     pub jobs: Store<JenkinsJob>,
+    pub clusters: Store<JenkinsCluster>,
+    /// Turns true once `clusters` holds the first full list.
+    pub clusters_listed: watch::Receiver<bool>,
+    pub names: Arc<NameIndex>,
     pub drift_checks: DriftChecks,
-    pub names: PlannedNames,
 }
 
 impl JobContext {
-    pub fn new(ctx: Arc<Context>, jobs: Store<JenkinsJob>) -> Self {
+    pub fn new(
+        ctx: Arc<Context>,
+        jobs: Store<JenkinsJob>,
+        clusters: Store<JenkinsCluster>,
+        clusters_listed: watch::Receiver<bool>,
+        names: Arc<NameIndex>,
+    ) -> Self {
         Self {
             ctx,
             jobs,
+            clusters,
+            clusters_listed,
+            names,
             drift_checks: DriftChecks::default(),
-            names: PlannedNames::default(),
         }
     }
-}
 
-/// The full names each JenkinsJob produces, remembered per resource version and cluster
-/// generation. Conflict checks look at every other JenkinsJob of the cluster on every reconcile:
-/// planning them all anew (config.xml included) made a cold start with thousands of jobs
-/// quadratic in config.xml generation.
-#[derive(Default)]
-pub struct PlannedNames(Mutex<HashMap<String, Remembered>>);
-
-/// The names of one JenkinsJob (none when it is invalid) and the versions they were planned at.
-type Remembered = (String, Option<Vec<String>>);
-
-impl PlannedNames {
-    /// The full names `job` produces in `cluster`, or `None` when it produces none (invalid).
-    fn of(&self, job: &JenkinsJob, cluster: &JenkinsCluster) -> Option<Vec<String>> {
-        let uid = job.uid().unwrap_or_default();
-        let version = format!(
-            "{}/{}",
-            job.resource_version().unwrap_or_default(),
-            cluster.metadata.generation.unwrap_or_default()
-        );
-        {
-            let cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((known, names)) = cache.get(&uid)
-                && *known == version
-            {
-                return names.clone();
-            }
-        }
-        let names = plan(job, cluster).ok().map(|plan| {
-            plan.jobs
-                .into_iter()
-                .map(|j| j.full_name)
-                .collect::<Vec<_>>()
-        });
-        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        cache.insert(uid, (version, names.clone()));
-        names
-    }
-
-    /// Forgets a deleted JenkinsJob.
-    fn forget(&self, job: &JenkinsJob) {
-        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        cache.remove(&job.uid().unwrap_or_default());
+    /// The JenkinsCluster named `name`, from the controller's cache (once it has been filled).
+    async fn cluster(&self, name: &str) -> Option<Arc<JenkinsCluster>> {
+        // Fails only when the sender is gone, that is when the controller stops.
+        let _ = self
+            .clusters_listed
+            .clone()
+            .wait_for(|listed| *listed)
+            .await;
+        self.clusters.get(&ObjectRef::new(name))
     }
 }
 
@@ -312,13 +292,8 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     let namespace = job.namespace().unwrap_or_default();
 
     // The cluster must exist; the cluster watch brings us back when it appears.
-    let clusters: Api<JenkinsCluster> = Api::all(ctx.client.clone());
     let cluster_name = &job.spec.cluster;
-    let cluster = clusters
-        .get_opt(cluster_name)
-        .await
-        .map_err(kube_error("read", format!("JenkinsCluster {cluster_name}")))?;
-    let Some(cluster) = cluster else {
+    let Some(cluster) = jctx.cluster(cluster_name).await else {
         let message = format!(
             "spec.cluster: JenkinsCluster {cluster_name} does not exist; the jobs are created \
              once it does"
@@ -403,8 +378,8 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     }
 
     // Jenkins: create, update, repair and delete jobs.
-    let jenkins = match ctx.jenkins.client(&ctx.client, &cluster).await {
-        Ok((client, _admin)) => client,
+    let jenkins = match ctx.jenkins.cached_client(&ctx.client, &cluster).await {
+        Ok(client) => client,
         Err(AccessError::ReadSecret { secret, source }) => {
             return Err(Error::Kube {
                 action: "read",
@@ -427,6 +402,10 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     let synced = match synced {
         Ok(synced) => synced,
         Err(error) => {
+            if matches!(error, JenkinsError::Unauthorized { .. }) {
+                // The admin password may have changed: read the Secret again next time.
+                ctx.jenkins.forget(&cluster);
+            }
             let verdict = jenkins_verdict(&error);
             report(job, ctx, &verdict, None).await?;
             return Err(Error::Jenkins(error));
@@ -494,21 +473,13 @@ async fn name_conflict(
     ctx: &Context,
 ) -> Result<Option<String>, Error> {
     let ours: Vec<String> = plan.jobs.iter().map(|j| j.full_name.clone()).collect();
-    let others = jctx.jobs.state_filter(|other| {
-        other.spec.cluster == job.spec.cluster
-            && other.meta().deletion_timestamp.is_none()
-            && other.uid() != job.uid()
-    });
+    let others = jctx.names.claimants(&jctx.jobs, cluster, job, &ours);
     let mut admitted: BTreeMap<String, bool> = BTreeMap::new();
     let mut planned: Vec<(Arc<JenkinsJob>, Vec<String>)> = Vec::new();
     for other in others {
-        let Some(names) = jctx.names.of(&other, cluster) else {
+        let Some(names) = jctx.names.names_of(&other) else {
             continue;
         };
-        let clashes = names.iter().any(|n| ours.iter().any(|o| same_item(n, o)));
-        if !clashes {
-            continue;
-        }
         let namespace = other.namespace().unwrap_or_default();
         let admits_other = match admitted.get(&namespace) {
             Some(known) => *known,
@@ -743,7 +714,6 @@ async fn publish(ctx: &Context, job: &JenkinsJob, type_: EventType, reason: &str
 async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     let ctx = &jctx.ctx;
     // What the operator remembers of the resource goes with it.
-    jctx.names.forget(job);
     jctx.drift_checks.forget(&job.uid().unwrap_or_default());
     let status = job.status.clone().unwrap_or_default();
     if let Some(copy) = &status.credential_secret {
@@ -762,18 +732,14 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
 
     // Without its cluster there is no Jenkins to clean up; a cluster being deleted takes its
     // Jenkins along.
-    let clusters: Api<JenkinsCluster> = Api::all(ctx.client.clone());
     let cluster_name = &job.spec.cluster;
-    let cluster = clusters
-        .get_opt(cluster_name)
-        .await
-        .map_err(kube_error("read", format!("JenkinsCluster {cluster_name}")))?;
+    let cluster = jctx.cluster(cluster_name).await;
     let Some(cluster) = cluster.filter(|c| c.meta().deletion_timestamp.is_none()) else {
         info!("the cluster is gone or going; nothing to delete in Jenkins");
         return Ok(Action::await_change());
     };
-    let jenkins = match ctx.jenkins.client(&ctx.client, &cluster).await {
-        Ok((client, _admin)) => client,
+    let jenkins = match ctx.jenkins.cached_client(&ctx.client, &cluster).await {
+        Ok(client) => client,
         Err(AccessError::ReadSecret { secret, source }) => {
             return Err(Error::Kube {
                 action: "read",
@@ -790,25 +756,18 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     // A job another JenkinsJob still declares is not ours to delete: two resources created at
     // the same moment may both have recorded it before either saw the other, and the one
     // that lost the name conflict must not take the winner's job (and history) along.
-    let others = jctx.jobs.state_filter(|other| {
-        other.spec.cluster == job.spec.cluster
-            && other.meta().deletion_timestamp.is_none()
-            && other.uid() != job.uid()
-    });
+    let recorded: Vec<String> = status.jobs.iter().map(|j| j.full_name.clone()).collect();
+    let others = jctx.names.claimants(&jctx.jobs, &cluster, job, &recorded);
     let mut declared_elsewhere: Vec<String> = Vec::new();
     for other in &others {
-        let Some(names) = jctx.names.of(other, &cluster) else {
+        let Some(names) = jctx.names.names_of(other) else {
             continue;
         };
-        let clashes = names
-            .iter()
-            .any(|n| status.jobs.iter().any(|j| same_item(n, &j.full_name)));
         let namespace = other.namespace().unwrap_or_default();
         // Only a resource the cluster admits can keep a job (as in the name conflicts).
-        if clashes
-            && admission_problem(&cluster, &namespace, ctx)
-                .await?
-                .is_none()
+        if admission_problem(&cluster, &namespace, ctx)
+            .await?
+            .is_none()
         {
             declared_elsewhere.extend(names);
         }
@@ -824,9 +783,15 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         info!(jobs = ?names, "leaving the jobs another JenkinsJob declares");
     }
     let throttled = Throttled::new(jenkins, ctx.jenkins.permits(cluster_name), &ctx.metrics);
-    let deleted = sync::delete_all(&throttled, &ours)
-        .await
-        .map_err(Error::Jenkins)?;
+    let deleted = match sync::delete_all(&throttled, &ours).await {
+        Ok(deleted) => deleted,
+        Err(error) => {
+            if matches!(error, JenkinsError::Unauthorized { .. }) {
+                ctx.jenkins.forget(&cluster);
+            }
+            return Err(Error::Jenkins(error));
+        }
+    };
     info!(jobs = ?deleted, "deleted the jobs from Jenkins");
     Ok(Action::await_change())
 }

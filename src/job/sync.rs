@@ -215,24 +215,42 @@ pub async fn sync(
     for job in &plan.jobs {
         let path = JobPath::parse(&job.full_name)?;
         let before = previous.get(job.full_name.as_str()).copied();
-        let live_config_hash =
+        let mut created = false;
+        let live_config_hash = if before.is_none()
+            && create(jenkins, &folder, &mut folder_ready, &path, &job.config_xml).await?
+        {
+            // Not recorded yet, so most likely new: created at once, without reading first.
+            created = true;
+            stored_hash(jenkins, &path).await?
+        } else {
+            // Recorded, or not recorded but already there (created before a status write
+            // was lost, or by hand): read, compare and update as needed.
             match sync_one(jenkins, job, &path, before, drift_check, &mut out).await? {
                 Item::Present { live_hash } => live_hash,
                 Item::Missing => {
-                    // Created: the folder must exist first.
-                    if !folder_ready {
-                        jenkins.ensure_folder(&folder).await?;
-                        folder_ready = true;
+                    created =
+                        create(jenkins, &folder, &mut folder_ready, &path, &job.config_xml).await?;
+                    // Someone else created it meanwhile: the next drift check compares it.
+                    if created {
+                        stored_hash(jenkins, &path).await?
+                    } else {
+                        None
                     }
-                    jenkins.create(&path, &job.config_xml).await?;
-                    out.created.push(job.full_name.clone());
-                    stored_hash(jenkins, &path).await?
                 }
-            };
+            }
+        };
+        if created {
+            out.created.push(job.full_name.clone());
+        }
 
-        let fetched = jenkins
-            .last_build(&path, before.and_then(|b| b.last_build.as_ref()))
-            .await?;
+        // A job created just now has no build to read.
+        let fetched = if created {
+            None
+        } else {
+            jenkins
+                .last_build(&path, before.and_then(|b| b.last_build.as_ref()))
+                .await?
+        };
         if let Some((at, result)) = fetched.as_ref().and_then(|f| f.finished_now.clone())
             && newest.as_ref().is_none_or(|(t, _)| at >= *t)
         {
@@ -278,6 +296,31 @@ enum Item {
     Present { live_hash: Option<String> },
     /// It does not exist: the caller creates it.
     Missing,
+}
+
+/// Creates the job at `path`; creates its folder first when Jenkins answers that the parent
+/// does not exist. `Ok(false)` when an item of that name already exists.
+async fn create(
+    jenkins: &Throttled<'_>,
+    folder: &JobPath,
+    folder_ready: &mut bool,
+    path: &JobPath,
+    config_xml: &str,
+) -> Result<bool, JenkinsError> {
+    let first = jenkins.create(path, config_xml).await;
+    let result = match first {
+        Err(e) if e.is_not_found() && !*folder_ready && !folder.segments().is_empty() => {
+            jenkins.ensure_folder(folder).await?;
+            *folder_ready = true;
+            jenkins.create(path, config_xml).await
+        }
+        other => other,
+    };
+    match result {
+        Ok(()) => Ok(true),
+        Err(JenkinsError::AlreadyExists { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Reads and updates one job when its hash changed or a drift check is due.

@@ -73,6 +73,7 @@ pub struct JenkinsClients {
 struct Cached {
     /// Digest of the URL and credentials the client was built with.
     key: [u8; 32],
+    url: Url,
     client: JenkinsClient,
 }
 
@@ -142,7 +143,8 @@ impl JenkinsClients {
         {
             return Ok((cached.client.clone(), username));
         }
-        let mut config = JenkinsConfig::new(url, credentials.username, credentials.password);
+        let mut config =
+            JenkinsConfig::new(url.clone(), credentials.username, credentials.password);
         config.connect_timeout = self.settings.connect_timeout;
         config.request_timeout = self.settings.request_timeout;
         config.retries = self.settings.retries;
@@ -153,10 +155,33 @@ impl JenkinsClients {
             name,
             Cached {
                 key,
+                url,
                 client: client.clone(),
             },
         );
         Ok((client, username))
+    }
+
+    /// The cluster's client as last made by [`Self::client`], without reading the admin
+    /// Secret again; made anew when there is none or the URL changed. The cluster reconciler
+    /// calls [`Self::client`] on every reconcile, so a changed Secret is picked up there; a
+    /// caller whose request Jenkins refuses with 401 calls [`Self::forget`] so that the next
+    /// call reads the Secret again.
+    pub async fn cached_client(
+        &self,
+        kube: &Client,
+        cluster: &JenkinsCluster,
+    ) -> Result<JenkinsClient, AccessError> {
+        let url = self.url(cluster)?;
+        {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(cached) = cache.get(&cluster.name_any())
+                && cached.url == url
+            {
+                return Ok(cached.client.clone());
+            }
+        }
+        Ok(self.client(kube, cluster).await?.0)
     }
 
     /// Forgets a deleted cluster's client.

@@ -15,7 +15,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,6 +28,7 @@ use crate::api::{JenkinsCluster, JenkinsJob};
 use crate::build;
 use crate::cluster::labels::{CLUSTER_LABEL, MANAGED_BY};
 use crate::cluster::reconcile::{error_policy, reconcile};
+use crate::job::index::NameIndex;
 use crate::job::reconcile as job_reconcile;
 use context::{Context, Settings};
 use health::Health;
@@ -215,33 +216,63 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 
 /// The JenkinsJob controller: every JenkinsJob in every namespace, and each JenkinsCluster
 /// mapped to the JenkinsJobs that target it (they wait for it to exist and to be Ready).
+///
+/// Only changes of a JenkinsJob's generation (its spec, or its deletion) and of its finalizers
+/// start a reconcile: the status writes of the reconciler itself do not, nor do label or
+/// annotation edits. The watch also feeds the index of the Jenkins names each JenkinsJob
+/// produces, and the JenkinsClusters are cached for the reconciler.
 fn job_controller(
     ctx: Arc<Context>,
     stop: &watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()> + use<> {
     let client = ctx.client.clone();
-    let controller = Controller::new(
+    let names = Arc::new(NameIndex::default());
+    let observer = names.clone();
+    let (jobs, job_writer) = reflector::store();
+    let job_stream = watcher(
         Api::<JenkinsJob>::all(client.clone()),
         watcher::Config::default(),
     )
-    .with_config(ctx.settings.controller_config());
-    let jobs = controller.store();
+    .reflect(job_writer)
+    .inspect_ok(move |event| observer.observe(event))
+    .applied_objects()
+    .predicate_filter(
+        predicates::generation.combine(predicates::finalizers),
+        PredicateConfig::default(),
+    );
+
+    // The reconciler reads clusters from this cache once it holds the first full list
+    // (a flag rather than `Store::wait_until_ready`, which wakes only one of several waiters).
+    let (clusters, cluster_writer) = reflector::store();
+    let (listed_tx, listed) = watch::channel(false);
+    let cluster_stream = watcher(
+        Api::<JenkinsCluster>::all(client),
+        watcher::Config::default(),
+    )
+    .reflect(cluster_writer)
+    .inspect_ok(move |event| {
+        if matches!(event, watcher::Event::InitDone) {
+            listed_tx.send_replace(true);
+        }
+    })
+    .touched_objects();
+
+    let controller = Controller::for_stream(job_stream, jobs.clone())
+        .with_config(ctx.settings.controller_config());
     let targets = jobs.clone();
-    let jctx = Arc::new(job_reconcile::JobContext::new(ctx, jobs));
+    let jctx = Arc::new(job_reconcile::JobContext::new(
+        ctx, jobs, clusters, listed, names,
+    ));
     info!("starting the JenkinsJob controller");
     controller
-        .watches(
-            Api::<JenkinsCluster>::all(client),
-            watcher::Config::default(),
-            move |cluster: JenkinsCluster| {
-                let name = cluster.name_any();
-                targets
-                    .state_filter(|job| job.spec.cluster == name)
-                    .into_iter()
-                    .map(|job| ObjectRef::from_obj(job.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(cluster_stream, move |cluster: JenkinsCluster| {
+            let name = cluster.name_any();
+            targets
+                .state_filter(|job| job.spec.cluster == name)
+                .into_iter()
+                .map(|job| ObjectRef::from_obj(job.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(job_reconcile::reconcile, job_reconcile::error_policy, jctx)
         .for_each(|result| async move {

@@ -438,6 +438,112 @@ async fn a_converged_job_makes_no_writes_to_jenkins_or_the_api_server() {
     );
 }
 
+/// Method and path of the requests the operator sent to Jenkins below `/job/`.
+fn job_requests(emulator: &JenkinsEmulator) -> Vec<String> {
+    emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/job/"))
+        .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_job_costs_one_create_and_one_read_and_an_existing_item_is_taken_over() {
+    let env = Env::start().await;
+    let Some(kube) = env.emulator_or_skip("new job cost", "the request logs") else {
+        return;
+    };
+    let (cluster, jenkins) = ready_cluster(&env, "cluster-minimal.yaml").await;
+    let emulator = jenkins.emulator().expect("emulated Jenkins");
+    let ns = cluster_ns(&cluster);
+
+    // The first job of a namespace finds no folder: the create fails, the folder is made.
+    emulator.clear_requests();
+    create_job(&env, &inline_job("first", &ns, &cluster)).await;
+    wait_synced(&env, &ns, "first").await;
+    // (The folder itself is created with `POST /createItem`, outside `/job/`.)
+    assert_eq!(
+        job_requests(emulator),
+        vec![
+            format!("POST /job/{ns}/createItem 404"),
+            format!("GET /job/{ns}/api/json 404"),
+            format!("POST /job/{ns}/createItem 200"),
+            format!("GET /job/{ns}/job/first/config.xml 200"),
+        ]
+    );
+    assert!(emulator.jobs().iter().any(|j| j == &ns));
+
+    // The next one: its create and the read of what Jenkins stored, nothing else.
+    emulator.clear_requests();
+    kube.clear_requests();
+    create_job(&env, &inline_job("second", &ns, &cluster)).await;
+    wait_synced(&env, &ns, "second").await;
+    assert_eq!(
+        job_requests(emulator),
+        vec![
+            format!("POST /job/{ns}/createItem 200"),
+            format!("GET /job/{ns}/job/second/config.xml 200"),
+        ]
+    );
+    // In the API server: the finalizer and the status, once each, and no second reconcile
+    // for the status the reconciler wrote itself.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let writes: Vec<String> = kube
+        .requests()
+        .iter()
+        .filter(|r| r.is_write() && r.name.as_deref() == Some("second"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        writes,
+        vec![
+            format!("PATCH /apis/jenkins.ci/v1alpha1/namespaces/{ns}/jenkinsjobs/second"),
+            format!("PATCH /apis/jenkins.ci/v1alpha1/namespaces/{ns}/jenkinsjobs/second/status"),
+        ]
+    );
+
+    // An item that already exists (made by hand, or before a status write was lost) is read,
+    // compared and updated to the spec.
+    let admin = read_admin_credentials(&env.client, &cluster)
+        .await
+        .expect("admin credentials");
+    let by_hand = JenkinsClient::new(JenkinsConfig::new(
+        emulator.url(),
+        admin.username,
+        admin.password,
+    ))
+    .expect("a client");
+    let ours = emulator
+        .job_config(&format!("{ns}/second"))
+        .expect("the second job");
+    assert_eq!(texts(&ours, "script"), vec!["echo 'hi'".to_string()]);
+    let xml = ours.replace("<script>", "<script>// by hand\n");
+    let path = JobPath::parse(&format!("{ns}/third")).expect("a path");
+    by_hand
+        .create_job(&path, &xml)
+        .await
+        .expect("create by hand");
+    emulator.clear_requests();
+    create_job(&env, &inline_job("third", &ns, &cluster)).await;
+    wait_synced(&env, &ns, "third").await;
+    let config = jenkins
+        .config(&format!("{ns}/third"))
+        .await
+        .expect("the third job");
+    assert_eq!(texts(&config, "script"), vec!["echo 'hi'".to_string()]);
+    assert_eq!(
+        job_requests(emulator),
+        vec![
+            format!("POST /job/{ns}/createItem 400"),
+            format!("GET /job/{ns}/job/third/config.xml 200"),
+            format!("POST /job/{ns}/job/third/config.xml 200"),
+            format!("GET /job/{ns}/job/third/config.xml 200"),
+            format!("GET /job/{ns}/job/third/api/json 200"),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn an_edit_made_in_jenkins_is_repaired_on_the_drift_check() {
     let mut env = Env::without_operator().await;
