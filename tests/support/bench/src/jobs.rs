@@ -22,9 +22,11 @@ use super::{Measurement, Options};
 /// admits by default).
 const CLUSTER: &str = "ci";
 
-/// Jenkins requests a new job needs at the least: one `createItem` with its config.xml. The
-/// folder, the crumb and the checks are shared by all jobs and left out of the bound.
-const REQUESTS_PER_JOB: usize = 1;
+/// Jenkins requests a new job needs: one `createItem` with its config.xml, and one read of the
+/// config.xml Jenkins stored (Jenkins rewrites what it is sent; the hash of what it stores is
+/// what tells its own rewriting from a later edit in the UI). The folder and the crumb are
+/// shared by all jobs and left out of the bound.
+const REQUESTS_PER_JOB: usize = 2;
 
 const NO_CONTROLLER: &str = "no JenkinsJob controller on this build (the operator does not \
                              watch jenkinsjobs)";

@@ -664,6 +664,10 @@ impl Store {
         new["metadata"]["resourceVersion"] = json!(version.to_string());
 
         let deleting = new.pointer("/metadata/deletionTimestamp").is_some();
+        // Only a removal, a deletion in progress or an object with owners can give the
+        // garbage collector work; skipping it otherwise keeps a write independent of how
+        // many objects the store holds (the collector scans them all).
+        let collect = deleting || new.pointer("/metadata/ownerReferences").is_some();
         if deleting && finalizers(&new).is_empty() && !is_namespace(&key) {
             self.remove(&key, new.clone(), version);
         } else {
@@ -687,7 +691,9 @@ impl Store {
                 self.kinds.push(defined);
             }
         }
-        self.collect_garbage();
+        if collect {
+            self.collect_garbage();
+        }
         Ok(new)
     }
 
