@@ -9,6 +9,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde_json::Value;
 
@@ -60,6 +61,7 @@ fn check_type(object: &Value) {
         "ConfigMap" => round_trip::<ConfigMap>(kind, object),
         "PersistentVolumeClaim" => round_trip::<PersistentVolumeClaim>(kind, object),
         "Service" => round_trip::<Service>(kind, object),
+        "Ingress" => round_trip::<Ingress>(kind, object),
         "Deployment" => round_trip::<Deployment>(kind, object),
         other => panic!("unexpected kind {other}"),
     }
@@ -170,7 +172,50 @@ fn rendered_secrets_show_placeholders_not_passwords() {
     );
 }
 
+#[test]
+fn the_ingress_of_an_example_routes_its_host_and_becomes_jenkins_url() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster-agents-environments.yaml");
+    let objects = rendered(&path);
+    let ingress = objects
+        .iter()
+        .find(|o| o["kind"] == "Ingress")
+        .expect("the example has an Ingress");
+    let rule = &ingress["spec"]["rules"][0];
+    assert_eq!(rule["host"], "jenkins.platform.example.com");
+    assert_eq!(
+        rule["http"]["paths"][0]["backend"]["service"]["name"],
+        "platform"
+    );
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    assert_eq!(ingress["spec"]["tls"][0]["secretName"], "jenkins-tls");
+    assert_eq!(
+        ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"],
+        "50m"
+    );
+
+    let casc = objects
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "platform-casc")
+        .expect("the casc ConfigMap");
+    let text = casc["data"]["jenkins.yaml"].as_str().expect("jenkins.yaml");
+    let document: Value = serde_saphyr::from_str(text).expect("JCasC YAML");
+    assert_eq!(
+        document["unclassified"]["location"]["url"],
+        "https://jenkins.platform.example.com/"
+    );
+}
+
 const GOOD: &str = "apiVersion: jenkins.ci/v1alpha1\nkind: JenkinsCluster\nmetadata:\n  name: ci\n";
+
+#[test]
+fn an_ingress_host_that_is_an_ip_address_is_refused_at_its_line() {
+    let message = first_error(&format!("{GOOD}spec:\n  ingress:\n    host: 10.0.0.1\n"));
+    assert!(
+        message.starts_with("7:11: spec.ingress.host: \"10.0.0.1\" is not a host name"),
+        "{message}"
+    );
+}
 
 fn first_error(yaml: &str) -> String {
     let error = render(yaml).expect_err("bad input is refused");

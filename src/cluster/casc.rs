@@ -21,7 +21,7 @@ use super::environments::{deploy_account_name, deploy_image, deploy_template_nam
 use super::labels::{Component, Ownership, child_meta, cluster_name};
 use super::{
     AGENT_PORT, DEFAULT_CONTAINER_CAP, JENKINS_UID, agent_namespace, casc_config_map_name,
-    cluster_namespace, jenkins_url, service_host,
+    cluster_namespace, jenkins_url, root_url, service_host,
 };
 use crate::api::JenkinsCluster;
 use crate::api::cluster::{AgentConnection, AgentContainer, AgentTemplate, EnvironmentSpec};
@@ -99,7 +99,9 @@ pub fn casc_document(cluster: &JenkinsCluster) -> Value {
             },
             "clouds": [{"kubernetes": kubernetes_cloud(cluster)}],
         },
-        "unclassified": {"location": {"url": jenkins_url(cluster)}},
+        // Jenkins' URL for people (links, notifications); the cloud above keeps agents on the
+        // in-cluster URL whatever this says.
+        "unclassified": {"location": {"url": root_url(cluster)}},
     });
     escape_variables(&mut document);
 
@@ -470,6 +472,20 @@ spec:
         assert_eq!(cloud["jenkinsTunnel"], "ci.tools.svc:50000");
         assert_eq!(cloud.get("webSocket"), None);
         assert_eq!(cloud["containerCapStr"], "7");
+    }
+
+    #[test]
+    fn jenkins_url_is_the_external_one_while_agents_stay_inside() {
+        let doc = document(
+            "metadata: {name: ci}\nspec: {ingress: {host: ci.example.com, tls: {secretName: t}}}\n",
+        );
+        assert_eq!(
+            doc["unclassified"]["location"]["url"],
+            "https://ci.example.com/"
+        );
+        let cloud = &doc["jenkins"]["clouds"][0]["kubernetes"];
+        assert_eq!(cloud["jenkinsUrl"], "http://ci.ci.svc:8080/");
+        assert_eq!(cloud["jenkinsTunnel"], "ci.ci.svc:50000");
     }
 
     #[test]
