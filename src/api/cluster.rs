@@ -276,7 +276,9 @@ pub struct ConfigurationAsCodeSpec {
 #[serde(rename_all = "camelCase")]
 pub struct AgentsSpec {
     /// How agents connect back to the master: `tcp` (default; the inbound agent port 50000
-    /// through the Service) or `websocket` (over the HTTP port only).
+    /// through the Service) or `websocket` (over the HTTP port only: Jenkins closes its TCP
+    /// agent port and neither the master pod nor the Service exposes 50000). Changing it
+    /// restarts the master, whose declared ports change.
     #[serde(default)]
     pub connection: AgentConnection,
 
@@ -311,7 +313,7 @@ pub enum AgentConnection {
     /// Inbound TCP agent protocol on port 50000.
     #[default]
     Tcp,
-    /// WebSocket over the HTTP port.
+    /// WebSocket over the HTTP port; port 50000 is closed.
     Websocket,
 }
 

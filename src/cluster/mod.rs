@@ -29,6 +29,7 @@ pub use secrets::GeneratedSecrets;
 pub use validate::{InvalidSpec, validate};
 
 use crate::api::JenkinsCluster;
+use crate::api::cluster::AgentConnection;
 
 /// The field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "jenkins-operator";
@@ -36,7 +37,7 @@ pub const FIELD_MANAGER: &str = "jenkins-operator";
 /// Jenkins' HTTP port (container and Service).
 pub const HTTP_PORT: i32 = 8080;
 
-/// The inbound agent port (container and Service).
+/// The inbound TCP agent port (container and Service), open only for `agents.connection: tcp`.
 pub const AGENT_PORT: i32 = 50000;
 
 /// uid and gid of the `jenkins` user in the Jenkins and inbound-agent images.
@@ -62,6 +63,13 @@ pub fn agent_namespace(cluster: &JenkinsCluster) -> String {
         .namespace
         .clone()
         .unwrap_or_else(|| cluster_namespace(cluster))
+}
+
+/// Whether agents connect over Jenkins' TCP agent port ([`AGENT_PORT`]). With websocket agents
+/// that port is closed in Jenkins and neither the pod nor the Service exposes it: agents use the
+/// HTTP port like everyone else.
+pub fn tcp_agents(cluster: &JenkinsCluster) -> bool {
+    cluster.spec.agents.connection == AgentConnection::Tcp
 }
 
 /// `<name>.<namespace>.svc`: the Service's in-cluster host name.

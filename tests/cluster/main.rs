@@ -453,6 +453,75 @@ async fn an_ingress_is_added_routes_to_the_service_and_goes_when_removed() {
     );
 }
 
+/// The (name, port) pairs of the Service and of the Jenkins container, and the TCP agent port
+/// the operator's JCasC gives Jenkins.
+async fn agent_ports(env: &Env, namespace: &str, name: &str) -> (Vec<String>, Vec<String>, i64) {
+    let service = Api::<Service>::namespaced(env.client.clone(), namespace)
+        .get(name)
+        .await
+        .expect("the Service");
+    let service_ports = service
+        .spec
+        .and_then(|s| s.ports)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| format!("{}:{}", p.name.unwrap_or_default(), p.port))
+        .collect();
+    let deployment = Api::<Deployment>::namespaced(env.client.clone(), namespace)
+        .get(name)
+        .await
+        .expect("the Deployment");
+    let container_ports = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|pod| pod.containers[0].ports.clone().unwrap_or_default())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| format!("{}:{}", p.name.unwrap_or_default(), p.container_port))
+        .collect();
+    let casc = Api::<ConfigMap>::namespaced(env.client.clone(), namespace)
+        .get(&format!("{name}-casc"))
+        .await
+        .expect("the casc ConfigMap");
+    let text = casc
+        .data
+        .and_then(|mut d| d.remove("jenkins.yaml"))
+        .expect("jenkins.yaml");
+    let document: serde_json::Value = serde_saphyr::from_str(&text).expect("JCasC YAML");
+    let listener = document["jenkins"]["slaveAgentPort"]
+        .as_i64()
+        .expect("slaveAgentPort");
+    (service_ports, container_ports, listener)
+}
+
+#[tokio::test]
+async fn websocket_agents_close_port_50000_and_tcp_agents_open_it_again() {
+    let env = Env::start().await;
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let name = cluster.name_any();
+    let ready = create_and_wait_ready(&env, &cluster).await;
+    let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
+    let tcp = (
+        vec!["http:8080".to_string(), "agent:50000".to_string()],
+        vec!["http:8080".to_string(), "agent:50000".to_string()],
+        50000,
+    );
+    assert_eq!(agent_ports(&env, &ns, &name).await, tcp);
+
+    patch_spec(&env, &name, json!({"agents": {"connection": "websocket"}})).await;
+    wait_ready(&env, &name).await;
+    let http_only = (
+        vec!["http:8080".to_string()],
+        vec!["http:8080".to_string()],
+        -1,
+    );
+    assert_eq!(agent_ports(&env, &ns, &name).await, http_only);
+
+    patch_spec(&env, &name, json!({"agents": {"connection": "tcp"}})).await;
+    wait_ready(&env, &name).await;
+    assert_eq!(agent_ports(&env, &ns, &name).await, tcp);
+}
+
 /// Names of every object the operator made for a cluster, by kind, from the cluster label.
 async fn children_by_kind(env: &Env, name: &str) -> BTreeMap<&'static str, Vec<String>> {
     let selector = format!("jenkins.ci/cluster={name}");
