@@ -306,6 +306,48 @@ fn an_existing_claim_with_a_size_is_refused() {
 }
 
 #[test]
+fn a_value_of_the_wrong_type_is_named_by_its_field_path() {
+    let message = first_error(&format!("{GOOD}spec:\n  agents:\n    containerCap: ten\n"));
+    assert_eq!(
+        message,
+        "7:19: spec.agents.containerCap: expected an integer"
+    );
+    let message = first_error(&format!(
+        "{GOOD}spec:\n  plugins:\n    - {{name: git, version: [5.7.0]}}\n"
+    ));
+    assert_eq!(message, "7:28: spec.plugins[0].version: expected a string");
+    let message = first_error(&format!("{GOOD}spec:\n  ingress: {{tls: {{}}}}\n"));
+    assert_eq!(message, "6:12: spec.ingress: missing field `host`");
+
+    // Through the binary: the file, the position and the path on one line.
+    let binary = env!("CARGO_BIN_EXE_jenkins-operator");
+    let bad = std::env::temp_dir().join(format!(
+        "jenkins-operator-wrong-type-{}.yaml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &bad,
+        format!("{GOOD}spec:\n  master:\n    startupTimeoutSeconds: soon\n"),
+    )
+    .expect("write");
+    let failed = Command::new(binary)
+        .arg("render")
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    std::fs::remove_file(&bad).ok();
+    assert_eq!(failed.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&failed.stderr),
+        format!(
+            "error: {}:7:28: spec.master.startupTimeoutSeconds: expected an integer\n",
+            bad.display()
+        )
+    );
+    assert!(failed.stdout.is_empty());
+}
+
+#[test]
 fn the_binary_renders_an_example_and_refuses_a_bad_file() {
     let binary = env!("CARGO_BIN_EXE_jenkins-operator");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster-minimal.yaml");
