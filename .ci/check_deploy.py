@@ -366,6 +366,11 @@ def check_render_default() -> str:
     )
     expect("ServiceMonitors", find(docs, "ServiceMonitor"), [])
     expect("lease Role", one(docs, "Role")["metadata"]["name"], "jenkins-operator-leader-election")
+    expect(
+        "ClusterRole name",
+        one(docs, "ClusterRole")["metadata"]["name"],
+        "jenkins-operator:jenkins-operator",
+    )
     expect("Service port", one(docs, "Service")["spec"]["ports"][0]["targetPort"], "http")
     labels = deployment["metadata"]["labels"]
     for key in (
@@ -443,6 +448,43 @@ def check_render_custom() -> str:
             "the operator pod breaks the restricted Pod Security Standard: " + "; ".join(problems)
         )
     return f"{len(docs)} objects; replicas, leader election, logs, metrics, scheduling applied"
+
+
+def check_two_releases() -> str:
+    """Releases in different namespaces, even under one release name, can be installed side by
+    side: their cluster-scoped objects have different names, and each binding binds its own
+    release's ClusterRole to its own ServiceAccount."""
+    releases = [(RELEASE, NAMESPACE), (RELEASE, "jenkins-operator-staging"), CUSTOM_RELEASE]
+    owners: dict[tuple[str, str], tuple[str, str]] = {}
+    for release in releases:
+        values = CUSTOM_VALUES if release == CUSTOM_RELEASE else None
+        docs = rendered_docs(render(values, release))
+        cluster_scoped = [d.obj for d in docs if not d.obj["metadata"].get("namespace")]
+        if not cluster_scoped:
+            raise CheckFailed(f"release {release}: no cluster-scoped object rendered")
+        for obj in cluster_scoped:
+            key = (obj["kind"], obj["metadata"]["name"])
+            if key in owners:
+                raise CheckFailed(
+                    f"{key[0]} {key[1]} is rendered by release {owners[key]} and by {release}: "
+                    "cluster-scoped names must include the release namespace"
+                )
+            owners[key] = release
+        binding = one(docs, "ClusterRoleBinding")
+        expect(
+            f"release {release}: ClusterRoleBinding roleRef",
+            binding["roleRef"]["name"],
+            one(docs, "ClusterRole")["metadata"]["name"],
+        )
+        expect(
+            f"release {release}: ClusterRoleBinding subject namespace",
+            binding["subjects"][0]["namespace"],
+            release[1],
+        )
+    return (
+        f"{len(releases)} releases in different namespaces: {len(owners)} distinct "
+        "cluster-scoped names"
+    )
 
 
 def kube_validate(doc: Doc) -> str | None:
@@ -772,6 +814,7 @@ CHECKS: list[tuple[str, Callable[[], str]]] = [
     ("values refused", check_rejected_values),
     ("render default", check_render_default),
     ("render custom", check_render_custom),
+    ("two releases", check_two_releases),
     ("kubernetes schemas", check_kubernetes_schemas),
     ("rbac rules", check_rbac_rules),
     ("rbac wildcards", check_no_wildcards),

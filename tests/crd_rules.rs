@@ -182,6 +182,14 @@ fn cases() -> Vec<Case> {
             at: "spec",
             says: "spec.namespace cannot change",
         },
+        Case {
+            refuses: "an IP address as the ingress host",
+            crd: "jenkinsclusters",
+            good: json!({"ingress": {"host": "ci.example.com"}}),
+            bad: Patch(json!({"spec": {"ingress": {"host": "10.0.0.1"}}})),
+            at: "spec.ingress.host",
+            says: "ingress.host must be a DNS name, not an IP address",
+        },
         // JenkinsJob.
         Case {
             refuses: "branches together with multibranch",
@@ -472,6 +480,35 @@ fn our_rules_are_within_kube_cels_cost_estimate() {
             warnings.is_empty(),
             "{}: {warnings:#?}",
             crd["metadata"]["name"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_ingress_host_that_is_not_a_dns_name_is_refused_by_the_schema() {
+    let backend = Backend::start().await;
+    let (api, resource) = backend.api("jenkinsclusters").expect("JenkinsCluster");
+    let good = object(
+        &resource,
+        "ci",
+        &json!({"spec": {"ingress": {"host": "jenkins.example.com"}}}),
+    );
+    api.create(&PostParams::default(), &good)
+        .await
+        .expect("a DNS name is accepted");
+    for host in [
+        "10.0.0.1",
+        "*.example.com",
+        "Jenkins.example.com",
+        "ci.example.com:443",
+    ] {
+        let patch = Patch::Merge(json!({"spec": {"ingress": {"host": host}}}));
+        let status = refusal(api.patch("ci", &PatchParams::default(), &patch).await)
+            .unwrap_or_else(|what| panic!("host {host:?} {what}"));
+        let causes = status.details.map(|d| d.causes).unwrap_or_default();
+        assert!(
+            causes.iter().any(|c| c.field == "spec.ingress.host"),
+            "host {host:?}: {causes:?}"
         );
     }
 }

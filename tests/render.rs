@@ -9,6 +9,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde_json::Value;
 
@@ -60,6 +61,7 @@ fn check_type(object: &Value) {
         "ConfigMap" => round_trip::<ConfigMap>(kind, object),
         "PersistentVolumeClaim" => round_trip::<PersistentVolumeClaim>(kind, object),
         "Service" => round_trip::<Service>(kind, object),
+        "Ingress" => round_trip::<Ingress>(kind, object),
         "Deployment" => round_trip::<Deployment>(kind, object),
         other => panic!("unexpected kind {other}"),
     }
@@ -170,7 +172,50 @@ fn rendered_secrets_show_placeholders_not_passwords() {
     );
 }
 
+#[test]
+fn the_ingress_of_an_example_routes_its_host_and_becomes_jenkins_url() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster-agents-environments.yaml");
+    let objects = rendered(&path);
+    let ingress = objects
+        .iter()
+        .find(|o| o["kind"] == "Ingress")
+        .expect("the example has an Ingress");
+    let rule = &ingress["spec"]["rules"][0];
+    assert_eq!(rule["host"], "jenkins.platform.example.com");
+    assert_eq!(
+        rule["http"]["paths"][0]["backend"]["service"]["name"],
+        "platform"
+    );
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    assert_eq!(ingress["spec"]["tls"][0]["secretName"], "jenkins-tls");
+    assert_eq!(
+        ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"],
+        "50m"
+    );
+
+    let casc = objects
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "platform-casc")
+        .expect("the casc ConfigMap");
+    let text = casc["data"]["jenkins.yaml"].as_str().expect("jenkins.yaml");
+    let document: Value = serde_saphyr::from_str(text).expect("JCasC YAML");
+    assert_eq!(
+        document["unclassified"]["location"]["url"],
+        "https://jenkins.platform.example.com/"
+    );
+}
+
 const GOOD: &str = "apiVersion: jenkins.ci/v1alpha1\nkind: JenkinsCluster\nmetadata:\n  name: ci\n";
+
+#[test]
+fn an_ingress_host_that_is_an_ip_address_is_refused_at_its_line() {
+    let message = first_error(&format!("{GOOD}spec:\n  ingress:\n    host: 10.0.0.1\n"));
+    assert!(
+        message.starts_with("7:11: spec.ingress.host: \"10.0.0.1\" is not a host name"),
+        "{message}"
+    );
+}
 
 fn first_error(yaml: &str) -> String {
     let error = render(yaml).expect_err("bad input is refused");
@@ -258,6 +303,48 @@ fn an_existing_claim_with_a_size_is_refused() {
         message.starts_with("7:20: spec.persistence.existingClaim: is set together with"),
         "{message}"
     );
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_named_by_its_field_path() {
+    let message = first_error(&format!("{GOOD}spec:\n  agents:\n    containerCap: ten\n"));
+    assert_eq!(
+        message,
+        "7:19: spec.agents.containerCap: expected an integer"
+    );
+    let message = first_error(&format!(
+        "{GOOD}spec:\n  plugins:\n    - {{name: git, version: [5.7.0]}}\n"
+    ));
+    assert_eq!(message, "7:28: spec.plugins[0].version: expected a string");
+    let message = first_error(&format!("{GOOD}spec:\n  ingress: {{tls: {{}}}}\n"));
+    assert_eq!(message, "6:12: spec.ingress: missing field `host`");
+
+    // Through the binary: the file, the position and the path on one line.
+    let binary = env!("CARGO_BIN_EXE_jenkins-operator");
+    let bad = std::env::temp_dir().join(format!(
+        "jenkins-operator-wrong-type-{}.yaml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &bad,
+        format!("{GOOD}spec:\n  master:\n    startupTimeoutSeconds: soon\n"),
+    )
+    .expect("write");
+    let failed = Command::new(binary)
+        .arg("render")
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    std::fs::remove_file(&bad).ok();
+    assert_eq!(failed.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&failed.stderr),
+        format!(
+            "error: {}:7:28: spec.master.startupTimeoutSeconds: expected an integer\n",
+            bad.display()
+        )
+    );
+    assert!(failed.stdout.is_empty());
 }
 
 #[test]

@@ -104,6 +104,14 @@ pub struct JenkinsClusterSpec {
     /// cluster's own namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_namespaces: Option<LabelSelector>,
+
+    /// How people reach Jenkins from outside the Kubernetes cluster: an Ingress `<name>` to the
+    /// Service's HTTP port, and Jenkins' own URL (links in the UI and in notifications) set to
+    /// `http(s)://<host><prefix>/`. Unset: no Ingress, and Jenkins' URL is the in-cluster one.
+    /// Agents and the operator keep using the in-cluster URL either way. Removing it deletes
+    /// the Ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
 }
 
 /// The Jenkins master container and its pod.
@@ -268,7 +276,9 @@ pub struct ConfigurationAsCodeSpec {
 #[serde(rename_all = "camelCase")]
 pub struct AgentsSpec {
     /// How agents connect back to the master: `tcp` (default; the inbound agent port 50000
-    /// through the Service) or `websocket` (over the HTTP port only).
+    /// through the Service) or `websocket` (over the HTTP port only: Jenkins closes its TCP
+    /// agent port and neither the master pod nor the Service exposes 50000). Changing it
+    /// restarts the master, whose declared ports change.
     #[serde(default)]
     pub connection: AgentConnection,
 
@@ -303,7 +313,7 @@ pub enum AgentConnection {
     /// Inbound TCP agent protocol on port 50000.
     #[default]
     Tcp,
-    /// WebSocket over the HTTP port.
+    /// WebSocket over the HTTP port; port 50000 is closed.
     Websocket,
 }
 
@@ -414,6 +424,72 @@ pub struct EnvironmentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
     pub image: Option<String>,
+}
+
+/// The annotation older ingress controllers read the class from; the API server refuses an
+/// Ingress that sets it together with `spec.ingressClassName`.
+pub const INGRESS_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+
+/// Most annotations `ingress.annotations` may hold.
+pub const MAX_INGRESS_ANNOTATIONS: usize = 50;
+
+/// A lowercase DNS name (RFC 1123 subdomain) of labels of at most 63 characters; no wildcard.
+pub const INGRESS_HOST_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$";
+
+// NB: the operator, not a CEL rule, refuses `ingressClassName` together with the annotation
+// `kubernetes.io/ingress.class`: the emulator's CEL library (kube-cel 0.6.1) escapes the keys of
+// maps like property names, so a rule testing for that key cannot be tested there (README,
+// Known limits).
+/// External access to Jenkins through an Ingress.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressSpec {
+    /// Host name people reach Jenkins at, for example `jenkins.example.com`: a lowercase DNS
+    /// name, without wildcard, port or trailing dot, and not an IP address (an Ingress cannot
+    /// route by IP). It becomes Jenkins' URL.
+    #[schemars(length(min = 1, max = 253), regex(pattern = INGRESS_HOST_PATTERN))]
+    // A dotted quad is also a DNS name; Kubernetes' IP library tells them apart.
+    #[x_kube(validation = Rule::new("!isIP(self)").message(concat!(
+        "ingress.host must be a DNS name, not an IP address: ",
+        "an Ingress routes by host name",
+    )))]
+    pub host: String,
+
+    /// IngressClass that serves the Ingress. Unset: the cluster's default IngressClass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub ingress_class_name: Option<String>,
+
+    /// Serve Jenkins over HTTPS: the Ingress terminates TLS for `host` and Jenkins' URL starts
+    /// with `https://`. `tls: {}` uses the ingress controller's default certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<IngressTlsSpec>,
+
+    /// Annotations of the Ingress, for the ingress controller or cert-manager (for example
+    /// `nginx.ingress.kubernetes.io/proxy-body-size: 50m`). Keys under `jenkins.ci/` are the
+    /// operator's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = MAX_INGRESS_ANNOTATIONS))]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// TLS of the Ingress.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressTlsSpec {
+    /// Secret of type `kubernetes.io/tls` in the cluster's namespace with the certificate for
+    /// `host` (yours, or the one cert-manager creates from an annotation). Unset: the ingress
+    /// controller's default certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub secret_name: Option<String>,
 }
 
 /// What the operator observed of the cluster.

@@ -21,7 +21,7 @@ use super::environments::{deploy_account_name, deploy_image, deploy_template_nam
 use super::labels::{Component, Ownership, child_meta, cluster_name};
 use super::{
     AGENT_PORT, DEFAULT_CONTAINER_CAP, JENKINS_UID, agent_namespace, casc_config_map_name,
-    cluster_namespace, jenkins_url, service_host,
+    cluster_namespace, jenkins_url, root_url, service_host, tcp_agents,
 };
 use crate::api::JenkinsCluster;
 use crate::api::cluster::{AgentConnection, AgentContainer, AgentTemplate, EnvironmentSpec};
@@ -98,8 +98,14 @@ pub fn casc_document(cluster: &JenkinsCluster) -> Value {
                 "loggedInUsersCanDoAnything": {"allowAnonymousRead": false}
             },
             "clouds": [{"kubernetes": kubernetes_cloud(cluster)}],
+            // The inbound TCP listener, set here rather than by the image's default so that it
+            // follows the connection on every reload: open on the port the Service routes for
+            // TCP agents, closed (-1) for websocket agents, which come in over HTTP.
+            "slaveAgentPort": if tcp_agents(cluster) { AGENT_PORT } else { -1 },
         },
-        "unclassified": {"location": {"url": jenkins_url(cluster)}},
+        // Jenkins' URL for people (links, notifications); the cloud above keeps agents on the
+        // in-cluster URL whatever this says.
+        "unclassified": {"location": {"url": root_url(cluster)}},
     });
     escape_variables(&mut document);
 
@@ -473,12 +479,37 @@ spec:
     }
 
     #[test]
-    fn websocket_agents_get_no_tunnel() {
+    fn jenkins_url_is_the_external_one_while_agents_stay_inside() {
+        let doc = document(
+            "metadata: {name: ci}\nspec: {ingress: {host: ci.example.com, tls: {secretName: t}}}\n",
+        );
+        assert_eq!(
+            doc["unclassified"]["location"]["url"],
+            "https://ci.example.com/"
+        );
+        let cloud = &doc["jenkins"]["clouds"][0]["kubernetes"];
+        assert_eq!(cloud["jenkinsUrl"], "http://ci.ci.svc:8080/");
+        assert_eq!(cloud["jenkinsTunnel"], "ci.ci.svc:50000");
+    }
+
+    #[test]
+    fn websocket_agents_get_no_tunnel_and_jenkins_no_tcp_listener() {
         let doc = document("metadata: {name: ci}\nspec: {agents: {connection: websocket}}\n");
         let cloud = &doc["jenkins"]["clouds"][0]["kubernetes"];
         assert_eq!(cloud["webSocket"], true);
         assert_eq!(cloud.get("jenkinsTunnel"), None);
+        assert_eq!(cloud["jenkinsUrl"], "http://ci.ci.svc:8080/");
         assert_eq!(cloud["containerCapStr"], "10");
+        assert_eq!(doc["jenkins"]["slaveAgentPort"], -1);
+    }
+
+    #[test]
+    fn tcp_agents_get_the_listener_on_the_port_the_tunnel_names() {
+        let doc = document("metadata: {name: ci}\nspec: {}\n");
+        assert_eq!(doc["jenkins"]["slaveAgentPort"], 50000);
+        let cloud = &doc["jenkins"]["clouds"][0]["kubernetes"];
+        assert_eq!(cloud["jenkinsTunnel"], "ci.ci.svc:50000");
+        assert_eq!(cloud.get("webSocket"), None);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use super::secrets::{PASSWORD_KEY, TOKEN_KEY, USERNAME_KEY};
 use super::{
     AGENT_PORT, HTTP_PORT, JENKINS_UID, admin_secret_name, casc_config_map_name,
     casc_reload_secret_name, cluster_namespace, home_claim_name, plugins_config_map_name,
+    tcp_agents,
 };
 use crate::api::JenkinsCluster;
 use crate::api::cluster::DEFAULT_JENKINS_IMAGE;
@@ -353,10 +354,16 @@ fn jenkins_container(cluster: &JenkinsCluster) -> Container {
         protocol: Some("TCP".into()),
         ..ContainerPort::default()
     };
+    // The agent port is declared only where Jenkins listens on it (see casc.rs); the Service
+    // targets it by name.
+    let mut ports = vec![port("http", HTTP_PORT)];
+    if tcp_agents(cluster) {
+        ports.push(port("agent", AGENT_PORT));
+    }
     Container {
         name: "jenkins".into(),
         image: Some(image(cluster).into()),
-        ports: Some(vec![port("http", HTTP_PORT), port("agent", AGENT_PORT)]),
+        ports: Some(ports),
         env: Some(jenkins_env(cluster)),
         resources: Some(resources(cluster)),
         startup_probe: Some(probe(cluster, startup_failure_threshold(cluster), 5)),
@@ -555,6 +562,21 @@ spec:
         assert_eq!(
             ports,
             [("http".to_string(), 8080), ("agent".to_string(), 50000)]
+        );
+
+        let websocket =
+            test_cluster("metadata: {name: ci}\nspec: {agents: {connection: websocket}}\n");
+        let ports: Vec<_> = pod(&websocket).containers[0]
+            .ports
+            .clone()
+            .expect("ports")
+            .into_iter()
+            .map(|p| p.name.expect("named"))
+            .collect();
+        assert_eq!(
+            ports,
+            ["http"],
+            "no agent port where Jenkins does not listen"
         );
 
         let startup = jenkins.startup_probe.clone().expect("startup probe");

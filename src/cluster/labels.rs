@@ -32,6 +32,8 @@ pub enum Component {
     Plugins,
     /// The Jenkins master Deployment, its pods and its Service.
     Master,
+    /// The Ingress people reach Jenkins through.
+    Ingress,
     /// A deployment target (namespace, ServiceAccount, RoleBinding).
     Environment,
 }
@@ -47,6 +49,7 @@ impl Component {
             Component::Casc => "casc",
             Component::Plugins => "plugins",
             Component::Master => "master",
+            Component::Ingress => "ingress",
             Component::Environment => "environment",
         }
     }

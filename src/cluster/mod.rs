@@ -7,6 +7,7 @@ pub mod casc;
 pub mod children;
 pub mod deployment;
 pub mod environments;
+pub mod ingress;
 pub mod jenkins_check;
 pub mod labels;
 pub mod namespace;
@@ -28,6 +29,7 @@ pub use secrets::GeneratedSecrets;
 pub use validate::{InvalidSpec, validate};
 
 use crate::api::JenkinsCluster;
+use crate::api::cluster::AgentConnection;
 
 /// The field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "jenkins-operator";
@@ -35,7 +37,7 @@ pub const FIELD_MANAGER: &str = "jenkins-operator";
 /// Jenkins' HTTP port (container and Service).
 pub const HTTP_PORT: i32 = 8080;
 
-/// The inbound agent port (container and Service).
+/// The inbound TCP agent port (container and Service), open only for `agents.connection: tcp`.
 pub const AGENT_PORT: i32 = 50000;
 
 /// uid and gid of the `jenkins` user in the Jenkins and inbound-agent images.
@@ -63,6 +65,13 @@ pub fn agent_namespace(cluster: &JenkinsCluster) -> String {
         .unwrap_or_else(|| cluster_namespace(cluster))
 }
 
+/// Whether agents connect over Jenkins' TCP agent port ([`AGENT_PORT`]). With websocket agents
+/// that port is closed in Jenkins and neither the pod nor the Service exposes it: agents use the
+/// HTTP port like everyone else.
+pub fn tcp_agents(cluster: &JenkinsCluster) -> bool {
+    cluster.spec.agents.connection == AgentConnection::Tcp
+}
+
 /// `<name>.<namespace>.svc`: the Service's in-cluster host name.
 pub fn service_host(cluster: &JenkinsCluster) -> String {
     format!(
@@ -72,12 +81,36 @@ pub fn service_host(cluster: &JenkinsCluster) -> String {
     )
 }
 
-/// Jenkins' in-cluster URL, with the prefix and a trailing slash:
-/// `http://<name>.<namespace>.svc:8080<prefix>/`.
-pub fn jenkins_url(cluster: &JenkinsCluster) -> String {
+/// The URL path prefix Jenkins is served under, without a trailing slash; empty for none.
+pub fn url_prefix(cluster: &JenkinsCluster) -> &str {
     let prefix = cluster.spec.master.prefix.as_deref().unwrap_or("");
-    let prefix = prefix.trim_end_matches('/');
+    prefix.trim_end_matches('/')
+}
+
+/// Jenkins' in-cluster URL, with the prefix and a trailing slash:
+/// `http://<name>.<namespace>.svc:8080<prefix>/`. The operator and the agents use it.
+pub fn jenkins_url(cluster: &JenkinsCluster) -> String {
+    let prefix = url_prefix(cluster);
     format!("http://{}:{HTTP_PORT}{prefix}/", service_host(cluster))
+}
+
+/// The URL people reach Jenkins at through `spec.ingress`: `https://<host><prefix>/` with TLS,
+/// `http://...` without; `None` when the cluster has no Ingress.
+pub fn external_url(cluster: &JenkinsCluster) -> Option<String> {
+    let ingress = cluster.spec.ingress.as_ref()?;
+    let scheme = if ingress.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let prefix = url_prefix(cluster);
+    Some(format!("{scheme}://{}{prefix}/", ingress.host))
+}
+
+/// Jenkins' root URL (`unclassified.location.url`), which Jenkins puts in links and
+/// notifications: the external URL when there is one, else the in-cluster URL.
+pub fn root_url(cluster: &JenkinsCluster) -> String {
+    external_url(cluster).unwrap_or_else(|| jenkins_url(cluster))
 }
 
 /// The Secret with the admin's `username` and `password`: `admin.existingSecret` or
@@ -122,8 +155,8 @@ where
 }
 
 /// Every child of the cluster, in apply order: namespaces, Secrets, RBAC, ConfigMaps, the
-/// claim, the Service, the Deployment. The spec is validated first; the cluster's
-/// `metadata.uid` goes into owner references as it is.
+/// claim, the Service, the Ingress (when asked for), the Deployment. The spec is validated
+/// first; the cluster's `metadata.uid` goes into owner references as it is.
 ///
 /// `user_casc_digest` summarizes the content of the user's JCasC ConfigMaps (see
 /// [`casc::configuration_marker`]); pass an empty string when they are not known.
@@ -185,6 +218,9 @@ pub fn desired(
         out.push(child(&claim, apply));
     }
     out.push(child(&service::service(cluster), apply));
+    if let Some(ingress) = ingress::ingress(cluster) {
+        out.push(child(&ingress, apply));
+    }
     out.push(child(&deployment::deployment(cluster), apply));
     Ok(out)
 }
@@ -265,6 +301,41 @@ mod tests {
         );
         let error = desired(&cluster, &secrets(), "").expect_err("invalid");
         assert!(error.to_string().contains("spec.persistence.existingClaim"));
+    }
+
+    #[test]
+    fn an_ingress_comes_after_the_service_it_routes_to() {
+        let cluster = test_cluster(
+            "metadata: {name: ci, uid: u}\nspec: {ingress: {host: jenkins.example.com}}\n",
+        );
+        let described: Vec<String> = desired(&cluster, &secrets(), "")
+            .expect("valid")
+            .iter()
+            .map(Child::describe)
+            .collect();
+        let tail: Vec<&str> = described[described.len() - 3..]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(tail, ["Service ci/ci", "Ingress ci/ci", "Deployment ci/ci"]);
+    }
+
+    #[test]
+    fn the_root_url_is_the_external_one_when_there_is_an_ingress() {
+        let plain = test_cluster("metadata: {name: ci}\nspec: {master: {prefix: /j}}\n");
+        assert_eq!(external_url(&plain), None);
+        assert_eq!(root_url(&plain), "http://ci.ci.svc:8080/j/");
+
+        let http = test_cluster(
+            "metadata: {name: ci}\nspec: {master: {prefix: /j}, ingress: {host: ci.example.com}}\n",
+        );
+        assert_eq!(root_url(&http), "http://ci.example.com/j/");
+        let https = test_cluster(
+            "metadata: {name: ci}\nspec: {ingress: {host: ci.example.com, tls: {}}}\n",
+        );
+        assert_eq!(root_url(&https), "https://ci.example.com/");
+        // The operator and the agents stay inside the cluster.
+        assert_eq!(jenkins_url(&https), "http://ci.ci.svc:8080/");
     }
 
     #[test]

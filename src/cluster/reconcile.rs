@@ -11,6 +11,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject};
@@ -651,7 +652,8 @@ async fn check_existing_admin_secret(
 }
 
 /// Deletes children this cluster created earlier that the spec no longer produces (a removed
-/// environment, a moved agent namespace). Volumes, namespaces and Secrets are never pruned.
+/// environment, a moved agent namespace, a removed `spec.ingress`). Volumes, namespaces and
+/// Secrets are never pruned.
 async fn prune(cluster: &JenkinsCluster, children: &[Child], ctx: &Context) -> Result<(), Error> {
     let wanted: BTreeSet<(String, Option<String>, String)> = children
         .iter()
@@ -671,6 +673,7 @@ async fn prune(cluster: &JenkinsCluster, children: &[Child], ctx: &Context) -> R
         ApiResource::erase::<RoleBinding>(&()),
         ApiResource::erase::<ConfigMap>(&()),
         ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<Ingress>(&()),
         ApiResource::erase::<Deployment>(&()),
     ] {
         let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);

@@ -4,7 +4,8 @@
 //! Input is checked the way the API server and the operator would check it, and every error
 //! points at a line and column: YAML syntax, `apiVersion`/`kind`, fields the CRD schema does
 //! not know (the API server would prune or refuse them; here they are typos to report), field
-//! types, then [`validate`](super::validate). Unknown fields are found by walking the input
+//! types, then [`validate`](super::validate). Errors about a field also name its path
+//! (`spec.plugins[0].version`). Unknown fields are found by walking the input
 //! against the generated CRD schema rather than with `deny_unknown_fields`, which would make
 //! the operator itself reject objects written by a newer CRD version.
 
@@ -98,7 +99,7 @@ pub fn render(yaml: &str) -> Result<String, RenderError> {
     }
 
     // Types, then the operator's own validation.
-    let mut cluster: JenkinsCluster = serde_saphyr::from_str(yaml).map_err(|e| yaml_error(&e))?;
+    let mut cluster = typed(yaml, &tree)?;
     if cluster.metadata.uid.is_none() {
         cluster.metadata.uid = Some(PLACEHOLDER_UID.into());
     }
@@ -157,6 +158,69 @@ fn yaml_error(error: &serde_saphyr::Error) -> RenderError {
         message
     };
     RenderError::one(position, message)
+}
+
+/// The input as a JenkinsCluster. A value of the wrong type (a string where a number goes, a
+/// list where a map goes, an unknown enum value, a missing required field) is reported with the
+/// path of its field, as validation problems are, in front of the parser's message.
+fn typed(yaml: &str, tree: &Spanned<Node>) -> Result<JenkinsCluster, RenderError> {
+    let mut path = None;
+    let parsed = serde_saphyr::with_deserializer_from_str(yaml, |deserializer| {
+        serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            path = Some(error.path().to_string());
+            error.into_inner()
+        })
+    });
+    parsed.map_err(|error| {
+        let mut rendered = yaml_error(&error);
+        // `.` is the path of the document itself: nothing to add.
+        if let Some(path) = path.filter(|p| p != ".")
+            && let Some(diagnostic) = rendered.diagnostics.first_mut()
+        {
+            // The parser notices a missing field where the mapping ends; point at the mapping.
+            if diagnostic.message.starts_with("missing field") {
+                diagnostic.position = locate(tree, &path).or(diagnostic.position);
+            }
+            diagnostic.message = format!("{path}: {}", plain_types(&diagnostic.message));
+        }
+        rendered
+    })
+}
+
+/// The parser's messages name Rust types and parser events (`invalid i32`, `expected mapping
+/// start`); say what a YAML author writes instead. Other messages are kept as they are.
+fn plain_types(message: &str) -> String {
+    const PLAIN: &[(&str, &str)] = &[
+        ("invalid i8", "expected an integer"),
+        ("invalid i16", "expected an integer"),
+        ("invalid i32", "expected an integer"),
+        ("invalid i64", "expected an integer"),
+        ("invalid u8", "expected a non-negative integer"),
+        ("invalid u16", "expected a non-negative integer"),
+        ("invalid u32", "expected a non-negative integer"),
+        ("invalid u64", "expected a non-negative integer"),
+        ("invalid f32", "expected a number"),
+        ("invalid f64", "expected a number"),
+        ("invalid bool", "expected true or false"),
+        ("expected string scalar", "expected a string"),
+        ("expected sequence start", "expected a list"),
+        (
+            "expected mapping start",
+            "expected a mapping of keys to values",
+        ),
+        (
+            "expected Quantity",
+            "expected a quantity such as 2Gi or 500m",
+        ),
+    ];
+    PLAIN
+        .iter()
+        .find_map(|(parser, plain)| {
+            message
+                .strip_suffix(parser)
+                .map(|before| format!("{before}{plain}"))
+        })
+        .unwrap_or_else(|| message.to_string())
 }
 
 fn check_scalar(
@@ -487,6 +551,55 @@ mod tests {
         let yaml = MINIMAL.replace("spec: {}", "spec:\n  agents:\n    containerCap: ten\n");
         let err = error(&yaml);
         assert_eq!(err.diagnostics[0].position.map(|p| p.0), Some(7), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_name_their_field() {
+        let cases = [
+            (
+                "spec:\n  agents:\n    containerCap: ten\n",
+                (7, 19),
+                "spec.agents.containerCap: expected an integer",
+            ),
+            (
+                "spec:\n  plugins: {git: 5.7.0}\n",
+                (6, 12),
+                "spec.plugins: expected a list",
+            ),
+            (
+                "spec:\n  master:\n    nodeSelector: [ssd]\n",
+                (7, 19),
+                "spec.master.nodeSelector: expected a mapping of keys to values",
+            ),
+            (
+                "spec:\n  persistence: {deletionPolicy: Keep}\n",
+                (6, 33),
+                "spec.persistence.deletionPolicy: unknown variant `Keep`, expected one of Retain, \
+                 Delete",
+            ),
+            (
+                "spec:\n  agents:\n    templates:\n      - {name: a, label: a}\n",
+                (8, 9),
+                "spec.agents.templates[0]: missing field `containers`",
+            ),
+            (
+                "spec:\n  master: {tolerations: [{key: a, tolerationSeconds: soon}]}\n",
+                (6, 54),
+                "spec.master.tolerations[0].tolerationSeconds: expected an integer",
+            ),
+            (
+                "spec:\n  persistence: {size: [20Gi]}\n",
+                (6, 17),
+                "spec.persistence.size: invalid type: sequence, expected a quantity such as 2Gi \
+                 or 500m",
+            ),
+        ];
+        for (spec, position, expected) in cases {
+            let err = error(&MINIMAL.replace("spec: {}\n", spec));
+            assert_eq!(err.diagnostics.len(), 1, "{err}");
+            assert_eq!(err.diagnostics[0].message, expected);
+            assert_eq!(err.diagnostics[0].position, Some(position), "{expected}");
+        }
     }
 
     #[test]

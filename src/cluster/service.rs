@@ -1,14 +1,15 @@
 //! The Service in front of the master: HTTP for users, the operator and websocket agents, and
-//! the inbound agent port for TCP agents.
+//! the inbound agent port only when agents connect over TCP.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::labels::{Component, Ownership, child_meta, cluster_name, selector_labels};
-use super::{AGENT_PORT, HTTP_PORT, cluster_namespace};
+use super::{AGENT_PORT, HTTP_PORT, cluster_namespace, tcp_agents};
 use crate::api::JenkinsCluster;
 
-/// Service `<name>`: ClusterIP, ports `http` 8080 and `agent` 50000, selecting the master pod.
+/// Service `<name>`: ClusterIP, port `http` 8080 and, for TCP agents, `agent` 50000, selecting
+/// the master pod.
 pub fn service(cluster: &JenkinsCluster) -> Service {
     let namespace = cluster_namespace(cluster);
     let port = |name: &str, number: i32| ServicePort {
@@ -19,6 +20,10 @@ pub fn service(cluster: &JenkinsCluster) -> Service {
         target_port: Some(IntOrString::String(name.into())),
         ..ServicePort::default()
     };
+    let mut ports = vec![port("http", HTTP_PORT)];
+    if tcp_agents(cluster) {
+        ports.push(port("agent", AGENT_PORT));
+    }
     Service {
         metadata: child_meta(
             cluster,
@@ -30,7 +35,7 @@ pub fn service(cluster: &JenkinsCluster) -> Service {
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".into()),
             selector: Some(selector_labels(cluster, Component::Master)),
-            ports: Some(vec![port("http", HTTP_PORT), port("agent", AGENT_PORT)]),
+            ports: Some(ports),
             ..ServiceSpec::default()
         }),
         ..Service::default()
@@ -72,5 +77,14 @@ mod tests {
         let selector = spec.selector.expect("selector");
         assert_eq!(selector["app.kubernetes.io/instance"], "ci");
         assert_eq!(selector["app.kubernetes.io/component"], "master");
+    }
+
+    #[test]
+    fn websocket_agents_leave_only_the_http_port() {
+        let cluster =
+            test_cluster("metadata: {name: ci}\nspec: {agents: {connection: websocket}}\n");
+        let ports = service(&cluster).spec.expect("spec").ports.expect("ports");
+        let names: Vec<_> = ports.iter().map(|p| (p.name.as_deref(), p.port)).collect();
+        assert_eq!(names, [(Some("http"), 8080)]);
     }
 }

@@ -16,7 +16,9 @@ use super::deployment::RESERVED_ENV;
 use super::environments::deploy_template_name;
 use super::{agent_namespace, cluster_namespace};
 use crate::api::JenkinsCluster;
-use crate::api::cluster::{AgentTemplate, MAX_CLUSTER_NAME};
+use crate::api::cluster::{
+    AgentTemplate, INGRESS_CLASS_ANNOTATION, MAX_CLUSTER_NAME, MAX_INGRESS_ANNOTATIONS,
+};
 
 /// One thing wrong with a spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,6 +121,7 @@ pub fn validate(cluster: &JenkinsCluster) -> Result<(), InvalidSpec> {
     check_casc(&mut p, cluster);
     check_agents(&mut p, cluster);
     check_environments(&mut p, cluster);
+    check_ingress(&mut p, cluster);
     if p.0.is_empty() {
         Ok(())
     } else {
@@ -508,6 +511,78 @@ fn check_environments(p: &mut Problems, cluster: &JenkinsCluster) {
     }
 }
 
+/// The most bytes the API server accepts in all annotations of one object, keys included.
+const MAX_ANNOTATION_BYTES: usize = 256 * 1024;
+
+fn check_ingress(p: &mut Problems, cluster: &JenkinsCluster) {
+    let Some(ingress) = &cluster.spec.ingress else {
+        return;
+    };
+    let host = &ingress.host;
+    if host.starts_with("*.") {
+        p.add(
+            "spec.ingress.host",
+            format!(
+                "{host:?} is a wildcard: Jenkins needs one host name for its URL; name it, \
+                 e.g. jenkins.example.com"
+            ),
+        );
+    } else if !is_ingress_host(host) {
+        p.add(
+            "spec.ingress.host",
+            format!(
+                "{host:?} is not a host name an Ingress can route: use a lowercase DNS name \
+                 such as jenkins.example.com (no IP address, port, scheme or trailing dot)"
+            ),
+        );
+    }
+    if let Some(class) = &ingress.ingress_class_name {
+        p.dns_subdomain("spec.ingress.ingressClassName", class);
+        if ingress.annotations.contains_key(INGRESS_CLASS_ANNOTATION) {
+            p.add(
+                "spec.ingress.ingressClassName",
+                format!(
+                    "is set together with the annotation {INGRESS_CLASS_ANNOTATION}, which the \
+                     API server refuses: keep one"
+                ),
+            );
+        }
+    }
+    if let Some(secret) = ingress.tls.as_ref().and_then(|t| t.secret_name.as_ref()) {
+        p.dns_subdomain("spec.ingress.tls.secretName", secret);
+    }
+    let annotations = &ingress.annotations;
+    p.max_items(
+        "spec.ingress.annotations",
+        annotations.len(),
+        MAX_INGRESS_ANNOTATIONS,
+    );
+    for key in annotations.keys() {
+        let path = format!("spec.ingress.annotations.{key}");
+        if !is_label_key(key) {
+            p.add(
+                path,
+                format!(
+                    "{key:?} is not a valid annotation key: an optional DNS prefix and '/', then \
+                     at most 63 letters, digits, '-', '_' and '.'"
+                ),
+            );
+        } else if key.starts_with("jenkins.ci/") {
+            p.add(
+                path,
+                "keys under jenkins.ci/ are the operator's own; choose another prefix",
+            );
+        }
+    }
+    let bytes: usize = annotations.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > MAX_ANNOTATION_BYTES {
+        p.add(
+            "spec.ingress.annotations",
+            format!("hold {bytes} bytes; the API server accepts at most 256 KiB"),
+        );
+    }
+}
+
 fn check_image(p: &mut Problems, path: &str, image: &str) {
     if image.is_empty() || image.len() > 512 || image.chars().any(char::is_whitespace) {
         p.add(
@@ -683,6 +758,12 @@ fn is_label_key(s: &str) -> bool {
         Some((prefix, name)) => is_dns_subdomain(prefix) && is_label_name(name),
         None => is_label_name(s),
     }
+}
+
+/// A host an Ingress rule can name and Jenkins' URL can carry: a DNS subdomain that is not an
+/// IP address, no wildcard.
+pub fn is_ingress_host(s: &str) -> bool {
+    is_dns_subdomain(s) && s.parse::<std::net::IpAddr>().is_err()
 }
 
 fn is_plugin_token(s: &str) -> bool {
@@ -896,6 +977,50 @@ mod tests {
                 "spec.namespace",
                 "spec.master.prefix",
                 "spec.agents.containerCap"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_ingress_host_must_be_a_dns_name() {
+        let host = |h: &str| {
+            paths(&format!(
+                "metadata: {{name: ci}}\nspec: {{ingress: {{host: '{h}'}}}}\n"
+            ))
+        };
+        for good in ["jenkins.example.com", "jenkins", "ci-1.example.io"] {
+            assert_eq!(host(good), Vec::<String>::new(), "{good}");
+        }
+        for bad in [
+            "*.example.com",
+            "10.0.0.1",
+            "Jenkins.example.com",
+            "jenkins.example.com.",
+            "jenkins.example.com:443",
+            "https://jenkins.example.com",
+            "",
+        ] {
+            assert_eq!(host(bad), ["spec.ingress.host"], "{bad}");
+        }
+        let found = problems("metadata: {name: ci}\nspec: {ingress: {host: '*.example.com'}}\n");
+        assert!(found[0].contains("wildcard"), "{found:?}");
+    }
+
+    #[test]
+    fn ingress_annotations_are_checked_and_the_operators_own_refused() {
+        let found = paths(
+            "metadata: {name: ci}\nspec:\n  ingress:\n    host: ci.example.com\n\
+             \x20   ingressClassName: nginx\n    tls: {secretName: Bad_Secret}\n\
+             \x20   annotations:\n      kubernetes.io/ingress.class: nginx\n\
+             \x20     jenkins.ci/applied-hash: x\n      'bad key': x\n",
+        );
+        assert_eq!(
+            found,
+            [
+                "spec.ingress.ingressClassName",
+                "spec.ingress.tls.secretName",
+                "spec.ingress.annotations.bad key",
+                "spec.ingress.annotations.jenkins.ci/applied-hash",
             ]
         );
     }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::controller::Controller;
@@ -335,6 +336,11 @@ async fn run_controllers(
         )
         .watches(
             Api::<Service>::all(client.clone()),
+            children.clone(),
+            owning_cluster,
+        )
+        .watches(
+            Api::<Ingress>::all(client.clone()),
             children.clone(),
             owning_cluster,
         )

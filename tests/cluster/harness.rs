@@ -260,6 +260,16 @@ impl Env {
         for environment in &mut cluster.spec.environments {
             environment.namespace = self.name(&environment.namespace);
         }
+        // Ingress controllers with an admission check refuse a second Ingress for a host.
+        if let Some(ingress) = &mut cluster.spec.ingress {
+            let (first, rest) = ingress.host.split_once('.').unwrap_or((&ingress.host, ""));
+            let first = self.name(first);
+            ingress.host = if rest.is_empty() {
+                first
+            } else {
+                format!("{first}.{rest}")
+            };
+        }
         cluster
     }
 }

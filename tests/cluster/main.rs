@@ -16,6 +16,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -379,6 +380,148 @@ async fn an_invalid_spec_stalls_with_a_message_and_recovers_when_fixed() {
     );
 }
 
+/// The URL Jenkins is told it lives at, from the operator's JCasC ConfigMap.
+async fn location_url(env: &Env, namespace: &str, name: &str) -> String {
+    let api: Api<ConfigMap> = Api::namespaced(env.client.clone(), namespace);
+    let config_map = api
+        .get(&format!("{name}-casc"))
+        .await
+        .expect("the casc ConfigMap");
+    let text = config_map
+        .data
+        .and_then(|mut d| d.remove("jenkins.yaml"))
+        .expect("jenkins.yaml");
+    let document: serde_json::Value = serde_saphyr::from_str(&text).expect("JCasC YAML");
+    document["unclassified"]["location"]["url"]
+        .as_str()
+        .expect("a location URL")
+        .to_string()
+}
+
+#[tokio::test]
+async fn an_ingress_is_added_routes_to_the_service_and_goes_when_removed() {
+    let env = Env::start().await;
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let name = cluster.name_any();
+    let ready = create_and_wait_ready(&env, &cluster).await;
+    let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
+    let ingresses: Api<Ingress> = Api::namespaced(env.client.clone(), &ns);
+    assert!(!exists(&ingresses, &name).await);
+    assert_eq!(
+        location_url(&env, &ns, &name).await,
+        format!("http://{name}.{ns}.svc:8080/")
+    );
+
+    // Added: the Ingress routes the host to the Service, and Jenkins' URL becomes https.
+    let host = format!("{}.example.com", env.name("jenkins"));
+    patch_spec(
+        &env,
+        &name,
+        json!({"ingress": {"host": host, "tls": {"secretName": "ci-tls"}}}),
+    )
+    .await;
+    wait_ready(&env, &name).await;
+    let ingress = ingresses.get(&name).await.expect("the Ingress exists");
+    let owner = &ingress.owner_references()[0];
+    assert_eq!(Some(&owner.uid), ready.metadata.uid.as_ref());
+    let spec = ingress.spec.expect("spec");
+    let rule = &spec.rules.expect("rules")[0];
+    assert_eq!(rule.host.as_deref(), Some(host.as_str()));
+    let backend = rule.http.as_ref().expect("http").paths[0]
+        .backend
+        .service
+        .clone()
+        .expect("a Service backend");
+    assert_eq!(backend.name, name);
+    assert_eq!(backend.port.and_then(|p| p.number), Some(8080));
+    assert_eq!(
+        spec.tls.expect("tls")[0].secret_name.as_deref(),
+        Some("ci-tls")
+    );
+    assert_eq!(
+        location_url(&env, &ns, &name).await,
+        format!("https://{host}/")
+    );
+
+    // Removed: the Ingress is deleted and Jenkins' URL is the in-cluster one again.
+    patch_spec(&env, &name, json!({"ingress": null})).await;
+    wait_ready(&env, &name).await;
+    wait_gone(&ingresses, &name).await;
+    assert_eq!(
+        location_url(&env, &ns, &name).await,
+        format!("http://{name}.{ns}.svc:8080/")
+    );
+}
+
+/// The (name, port) pairs of the Service and of the Jenkins container, and the TCP agent port
+/// the operator's JCasC gives Jenkins.
+async fn agent_ports(env: &Env, namespace: &str, name: &str) -> (Vec<String>, Vec<String>, i64) {
+    let service = Api::<Service>::namespaced(env.client.clone(), namespace)
+        .get(name)
+        .await
+        .expect("the Service");
+    let service_ports = service
+        .spec
+        .and_then(|s| s.ports)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| format!("{}:{}", p.name.unwrap_or_default(), p.port))
+        .collect();
+    let deployment = Api::<Deployment>::namespaced(env.client.clone(), namespace)
+        .get(name)
+        .await
+        .expect("the Deployment");
+    let container_ports = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|pod| pod.containers[0].ports.clone().unwrap_or_default())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| format!("{}:{}", p.name.unwrap_or_default(), p.container_port))
+        .collect();
+    let casc = Api::<ConfigMap>::namespaced(env.client.clone(), namespace)
+        .get(&format!("{name}-casc"))
+        .await
+        .expect("the casc ConfigMap");
+    let text = casc
+        .data
+        .and_then(|mut d| d.remove("jenkins.yaml"))
+        .expect("jenkins.yaml");
+    let document: serde_json::Value = serde_saphyr::from_str(&text).expect("JCasC YAML");
+    let listener = document["jenkins"]["slaveAgentPort"]
+        .as_i64()
+        .expect("slaveAgentPort");
+    (service_ports, container_ports, listener)
+}
+
+#[tokio::test]
+async fn websocket_agents_close_port_50000_and_tcp_agents_open_it_again() {
+    let env = Env::start().await;
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let name = cluster.name_any();
+    let ready = create_and_wait_ready(&env, &cluster).await;
+    let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
+    let tcp = (
+        vec!["http:8080".to_string(), "agent:50000".to_string()],
+        vec!["http:8080".to_string(), "agent:50000".to_string()],
+        50000,
+    );
+    assert_eq!(agent_ports(&env, &ns, &name).await, tcp);
+
+    patch_spec(&env, &name, json!({"agents": {"connection": "websocket"}})).await;
+    wait_ready(&env, &name).await;
+    let http_only = (
+        vec!["http:8080".to_string()],
+        vec!["http:8080".to_string()],
+        -1,
+    );
+    assert_eq!(agent_ports(&env, &ns, &name).await, http_only);
+
+    patch_spec(&env, &name, json!({"agents": {"connection": "tcp"}})).await;
+    wait_ready(&env, &name).await;
+    assert_eq!(agent_ports(&env, &ns, &name).await, tcp);
+}
+
 /// Names of every object the operator made for a cluster, by kind, from the cluster label.
 async fn children_by_kind(env: &Env, name: &str) -> BTreeMap<&'static str, Vec<String>> {
     let selector = format!("jenkins.ci/cluster={name}");
@@ -414,6 +557,7 @@ async fn children_by_kind(env: &Env, name: &str) -> BTreeMap<&'static str, Vec<S
     collect!("RoleBinding", RoleBinding);
     collect!("ConfigMap", ConfigMap);
     collect!("Service", Service);
+    collect!("Ingress", Ingress);
     collect!("Deployment", Deployment);
     found
 }
@@ -507,6 +651,7 @@ async fn random_api_errors_and_dropped_watches_still_converge_without_duplicates
     let ns = ready.spec.namespace.clone().unwrap_or_else(|| name.clone());
     assert_eq!(children["Deployment"], vec![format!("{ns}/{name}")]);
     assert_eq!(children["Service"], vec![format!("{ns}/{name}")]);
+    assert_eq!(children["Ingress"], vec![format!("{ns}/{name}")]);
     assert_eq!(
         children["PersistentVolumeClaim"],
         vec![format!("{ns}/{name}-home")]

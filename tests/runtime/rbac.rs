@@ -309,8 +309,8 @@ async fn every_call_of_a_full_cluster_life_is_allowed_and_no_rule_is_unused() {
     let mut operator = Operator::start(&backend, Launch::new("op-rbac"));
 
     // The richest example, deleted with its volume: every kind of child, environments that
-    // bind `edit`, pruning on change (an environment dropped, the agents moved), and the
-    // cleanup of the volume and the namespace.
+    // bind `edit`, pruning on change (an environment dropped, the agents moved, the Ingress
+    // removed), and the cleanup of the volume and the namespace.
     let mut cluster = backend.example("cluster-agents-environments.yaml", "platform");
     cluster.spec.persistence.deletion_policy = DeletionPolicy::Delete;
     backend.create(&cluster).await;
@@ -328,6 +328,7 @@ async fn every_call_of_a_full_cluster_life_is_allowed_and_no_rule_is_unused() {
         "master": {"javaOpts": "-Xmx3g"},
         "agents": {"namespace": "platform-agents"},
         "environments": [{"name": "dev", "namespace": "app-dev"}],
+        "ingress": null,
     }});
     api.patch("platform", &PatchParams::default(), &Patch::Merge(change))
         .await

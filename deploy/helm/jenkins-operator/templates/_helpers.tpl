@@ -25,6 +25,16 @@ contains the chart name (release `jenkins-operator` gives `jenkins-operator`), e
 {{- end }}
 {{- end }}
 
+{{/*
+The name of the release's cluster-scoped objects (ClusterRole, ClusterRoleBinding):
+`<release namespace>:<fullname>`. Releases in different namespaces may have the same fullname (the
+same release name gives the same fullname), but cluster-scoped names are shared by the whole
+cluster. A namespace never contains `:`, so no two (namespace, fullname) pairs give one name.
+*/}}
+{{- define "jenkins-operator.clusterScopedName" -}}
+{{- printf "%s:%s" .Release.Namespace (include "jenkins-operator.fullname" .) }}
+{{- end }}
+
 {{/* `helm.sh/chart`: chart name and version. */}}
 {{- define "jenkins-operator.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}

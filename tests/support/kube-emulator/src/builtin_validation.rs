@@ -1,6 +1,6 @@
 //! Validation the API server applies besides CRD schemas: label syntax on every object, and the
 //! rules of built-in kinds that controllers most often break (Deployment selectors, immutable
-//! fields, Service and Namespace names).
+//! fields, Service and Namespace names, Ingress hosts, paths and class).
 
 use serde_json::Value;
 
@@ -29,6 +29,7 @@ pub fn validate(group: &str, plural: &str, old: Option<&Value>, new: &Value) -> 
             immutable(old, new, "/spec/clusterIP", "spec.clusterIP", &mut causes);
         }
         ("", "namespaces") => dns_label_name(new, &mut causes),
+        ("networking.k8s.io", "ingresses") => ingress(new, &mut causes),
         ("", "persistentvolumeclaims") => {
             for (pointer, field) in [
                 ("/spec/accessModes", "spec.accessModes"),
@@ -132,6 +133,88 @@ fn label_value_ok(text: &str) -> bool {
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             && text.starts_with(|c: char| c.is_ascii_alphanumeric())
             && text.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+/// The API server's Ingress rules that a generated Ingress can break: a class given both ways,
+/// hosts that are not DNS names (a leading `*.` allowed) or are IP addresses, and paths without
+/// a supported `pathType` or not starting with `/`.
+fn ingress(new: &Value, causes: &mut Vec<Cause>) {
+    const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+    let annotated = new
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(CLASS_ANNOTATION))
+        .and_then(Value::as_str);
+    if let (Some(value), Some(_)) = (annotated, new.pointer("/spec/ingressClassName")) {
+        causes.push(cause(
+            "FieldValueInvalid",
+            &format!("metadata.annotations[{CLASS_ANNOTATION}]"),
+            format!("Invalid value: {value:?}: can not be set when the class field is also set"),
+        ));
+    }
+    let rules = new.pointer("/spec/rules").and_then(Value::as_array);
+    for (i, rule) in rules.into_iter().flatten().enumerate() {
+        if let Some(host) = rule["host"].as_str() {
+            let field = format!("spec.rules[{i}].host");
+            let name = host.strip_prefix("*.").unwrap_or(host);
+            if host.parse::<std::net::IpAddr>().is_ok() {
+                causes.push(cause(
+                    "FieldValueInvalid",
+                    &field,
+                    format!("Invalid value: {host:?}: must be a DNS name, not an IP address"),
+                ));
+            } else if !dns_subdomain_ok(name) {
+                causes.push(cause(
+                    "FieldValueInvalid",
+                    &field,
+                    format!(
+                        "Invalid value: {host:?}: a lowercase RFC 1123 subdomain must consist of \
+                         lower case alphanumeric characters, '-' or '.'"
+                    ),
+                ));
+            }
+        }
+        let paths = rule.pointer("/http/paths").and_then(Value::as_array);
+        for (j, path) in paths.into_iter().flatten().enumerate() {
+            let field = format!("spec.rules[{i}].http.paths[{j}]");
+            match path["pathType"].as_str() {
+                None => causes.push(cause(
+                    "FieldValueRequired",
+                    &format!("{field}.pathType"),
+                    "Required value: pathType must be specified",
+                )),
+                Some("Exact" | "Prefix" | "ImplementationSpecific") => {}
+                Some(other) => causes.push(cause(
+                    "FieldValueNotSupported",
+                    &format!("{field}.pathType"),
+                    format!(
+                        "Unsupported value: {other:?}: supported values: \"Exact\", \
+                         \"ImplementationSpecific\", \"Prefix\""
+                    ),
+                )),
+            }
+            let text = path["path"].as_str().unwrap_or_default();
+            if path["pathType"] != "ImplementationSpecific" && !text.starts_with('/') {
+                causes.push(cause(
+                    "FieldValueInvalid",
+                    &format!("{field}.path"),
+                    format!("Invalid value: {text:?}: must be an absolute path"),
+                ));
+            }
+        }
+    }
+}
+
+fn dns_subdomain_ok(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 fn deployment(old: Option<&Value>, new: &Value, causes: &mut Vec<Cause>) {

@@ -89,6 +89,14 @@ pub fn builtins() -> Vec<ResourceKind> {
         builtin("events.k8s.io", "Event", "events", true, false, false),
         builtin("apps", "Deployment", "deployments", true, true, true),
         builtin(
+            "networking.k8s.io",
+            "Ingress",
+            "ingresses",
+            true,
+            true,
+            true,
+        ),
+        builtin(
             "rbac.authorization.k8s.io",
             "Role",
             "roles",

@@ -7,7 +7,8 @@
 //! # What is emulated
 //! - Kinds: core/v1 namespaces, configmaps, secrets, serviceaccounts, services,
 //!   persistentvolumeclaims, pods, events; events.k8s.io/v1 events; apps/v1 deployments;
-//!   rbac.authorization.k8s.io/v1 roles, rolebindings, clusterroles, clusterrolebindings;
+//!   networking.k8s.io/v1 ingresses; rbac.authorization.k8s.io/v1 roles, rolebindings,
+//!   clusterroles, clusterrolebindings;
 //!   coordination.k8s.io/v1 leases; apiextensions.k8s.io/v1 customresourcedefinitions. A CRD
 //!   that is created (or applied) registers its kind at once and is marked NamesAccepted and
 //!   Established. Discovery (`/api`, `/api/v1`, `/apis`, `/apis/<g>`, `/apis/<g>/<v>`) and
@@ -29,8 +30,9 @@
 //!   Namespaces (see `defaults.rs`).
 //! - Validation of built-in kinds where controllers most often go wrong: label keys and values on
 //!   every object, object names (DNS subdomains; DNS labels for Services and Namespaces),
-//!   Deployment selector/template labels/containers, immutable fields (Deployment selector,
-//!   Service clusterIP, PVC spec, immutable ConfigMaps and Secrets).
+//!   Deployment selector/template labels/containers, Ingress hosts, path types and class,
+//!   immutable fields (Deployment selector, Service clusterIP, PVC spec, immutable ConfigMaps
+//!   and Secrets).
 //! - Finalizers and deletionTimestamp; garbage collection by ownerReference uid with Background,
 //!   Foreground and Orphan propagation; namespace termination.
 //! - Custom resources are pruned, defaulted and validated against the CRD's `openAPIV3Schema`

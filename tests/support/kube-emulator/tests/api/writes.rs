@@ -333,3 +333,89 @@ async fn generation_follows_spec_and_status_is_a_subresource() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn ingresses_are_served_and_refused_where_the_api_server_refuses_them() {
+    use k8s_openapi::api::networking::v1::Ingress;
+    let emulator = Emulator::start().await;
+    let api: Api<Ingress> = Api::default_namespaced(emulator.client());
+    let ingress = |name: &str, host: &str, path_type: Option<&str>, extra: serde_json::Value| {
+        let mut value = json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": name},
+            "spec": {"rules": [{"host": host, "http": {"paths": [{
+                "path": "/",
+                "pathType": path_type,
+                "backend": {"service": {"name": "web", "port": {"number": 8080}}},
+            }]}}]},
+        });
+        for (key, part) in extra.as_object().into_iter().flatten() {
+            for (field, v) in part.as_object().into_iter().flatten() {
+                value[key][field] = v.clone();
+            }
+        }
+        serde_json::from_value::<Ingress>(value).expect("an Ingress")
+    };
+
+    let created = api
+        .create(
+            &PostParams::default(),
+            &ingress("web", "web.example.com", Some("Prefix"), json!({})),
+        )
+        .await
+        .expect("a valid Ingress");
+    assert_eq!(created.metadata.generation, Some(1));
+
+    let refused = |status: kube::core::Status| {
+        let causes = status.details.expect("details").causes;
+        (
+            status.code,
+            causes.into_iter().map(|c| c.field).collect::<Vec<_>>(),
+        )
+    };
+    let ip = status_of(
+        api.create(
+            &PostParams::default(),
+            &ingress("ip", "10.0.0.1", Some("Prefix"), json!({})),
+        )
+        .await,
+    );
+    assert_eq!(refused(ip), (422, vec!["spec.rules[0].host".to_string()]));
+    let no_type = status_of(
+        api.create(
+            &PostParams::default(),
+            &ingress("untyped", "web.example.com", None, json!({})),
+        )
+        .await,
+    );
+    assert_eq!(
+        refused(no_type),
+        (
+            422,
+            vec!["spec.rules[0].http.paths[0].pathType".to_string()]
+        )
+    );
+    let both_classes = json!({
+        "metadata": {"annotations": {"kubernetes.io/ingress.class": "nginx"}},
+        "spec": {"ingressClassName": "nginx"},
+    });
+    let both = status_of(
+        api.create(
+            &PostParams::default(),
+            &ingress("both", "web.example.com", Some("Prefix"), both_classes),
+        )
+        .await,
+    );
+    assert_eq!(
+        refused(both),
+        (
+            422,
+            vec!["metadata.annotations[kubernetes.io/ingress.class]".to_string()]
+        )
+    );
+    let wildcard = ingress("wild", "*.example.com", Some("Exact"), json!({}));
+    api.create(&PostParams::default(), &wildcard)
+        .await
+        .expect("a wildcard host is a valid Ingress host");
+}
