@@ -11,6 +11,8 @@
 //! compare-and-swap on the resource version; right after it, the queue item id. A reconcile
 //! that finds the marker without a queue id looks for the item in the queue, then for the
 //! build among the job's builds, by that parameter, and triggers only when neither exists.
+//! The builds are paged newest first from `allBuilds` (Jenkins' `builds` stops at 100), back to
+//! an hour before the resource was created and at most 1,000 builds.
 
 pub mod log_tail;
 pub mod poll;

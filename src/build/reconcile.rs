@@ -28,7 +28,7 @@ use super::{Error, FINALIZER, log_tail};
 use crate::api::JenkinsCluster;
 use crate::api::build::{BuildPhase, JenkinsBuild, JenkinsBuildStatus, KEEP_RUNNING_ANNOTATION};
 use crate::api::conditions::{self, Desired, READY, RECONCILING, STALLED};
-use crate::jenkins::{BuildResult, JenkinsClient, JenkinsError, JobPath, QueueItem};
+use crate::jenkins::{BuildResult, BuildSearch, JenkinsClient, JenkinsError, JobPath, QueueItem};
 use crate::job::config_xml::BUILD_ID_PARAMETER;
 use crate::operator::context::Context;
 use crate::operator::jenkins_clients::AccessError;
@@ -349,7 +349,7 @@ async fn recover(
     {
         Some(queue_id) => Some((queue_id, None)),
         None => match jenkins
-            .find_build_by_parameter(&path, BUILD_ID_PARAMETER, &id)
+            .find_build_by_parameter(&path, BUILD_ID_PARAMETER, &id, &build_search(build))
             .await
         {
             Ok(found) => found.map(|b| (b.queue_id, Some(b.number))),
@@ -426,7 +426,16 @@ async fn follow(
                 executable: None, ..
             } => detail = "leaving the Jenkins queue".into(),
             QueueItem::NotFound => {
-                forgotten_item(&jenkins, &path, queue_id, &build_id(build), &mut new).await?;
+                let search = build_search(build);
+                forgotten_item(
+                    &jenkins,
+                    &path,
+                    queue_id,
+                    &build_id(build),
+                    &search,
+                    &mut new,
+                )
+                .await?;
             }
         }
     }
@@ -474,9 +483,10 @@ async fn forgotten_item(
     path: &JobPath,
     queue_id: u64,
     id: &str,
+    search: &BuildSearch,
     new: &mut JenkinsBuildStatus,
 ) -> Result<(), Error> {
-    let by_queue_id = match jenkins.find_build_by_queue_id(path, queue_id).await {
+    let by_queue_id = match jenkins.find_build_by_queue_id(path, queue_id, search).await {
         Ok(found) => found,
         Err(JenkinsError::NotFound { .. }) => {
             end_without_build(
@@ -491,7 +501,7 @@ async fn forgotten_item(
     let number = match by_queue_id {
         Some(number) => Some(number),
         None => jenkins
-            .find_build_by_parameter(path, BUILD_ID_PARAMETER, id)
+            .find_build_by_parameter(path, BUILD_ID_PARAMETER, id, search)
             .await
             .map_err(Error::Jenkins)?
             .map(|b| b.number),
@@ -744,6 +754,7 @@ async fn cleanup(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
     let job = status.jenkins_job.clone().unwrap_or_default();
     let path = JobPath::parse(&job).map_err(Error::Jenkins)?;
     let id = build_id(build);
+    let search = build_search(build);
 
     // What to stop: the build, else the queue item, else whatever the id parameter finds.
     let number = match stage {
@@ -765,7 +776,7 @@ async fn cleanup(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
                         cancelled: true, ..
                     } => None,
                     QueueItem::NotFound => {
-                        lookup_number(&jenkins, &path, Some(queue_id), &id).await?
+                        lookup_number(&jenkins, &path, Some(queue_id), &id, &search).await?
                     }
                     // Not named yet: look again in a moment, with the finalizer kept (an
                     // `Ok` from a cleanup removes it, and the build would never be stopped).
@@ -787,11 +798,11 @@ async fn cleanup(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
             Some(queue_id) => match jenkins.cancel_queue_item(queue_id).await {
                 Ok(true) => return Ok(Action::await_change()),
                 Ok(false) | Err(JenkinsError::NotFound { .. }) => {
-                    lookup_number(&jenkins, &path, Some(queue_id), &id).await?
+                    lookup_number(&jenkins, &path, Some(queue_id), &id, &search).await?
                 }
                 Err(e) => return Err(Error::Jenkins(e)),
             },
-            None => lookup_number(&jenkins, &path, None, &id).await?,
+            None => lookup_number(&jenkins, &path, None, &id, &search).await?,
         },
     };
     if let Some(number) = number {
@@ -811,9 +822,10 @@ async fn lookup_number(
     path: &JobPath,
     queue_id: Option<u64>,
     id: &str,
+    search: &BuildSearch,
 ) -> Result<Option<u64>, Error> {
     if let Some(queue_id) = queue_id {
-        match jenkins.find_build_by_queue_id(path, queue_id).await {
+        match jenkins.find_build_by_queue_id(path, queue_id, search).await {
             Ok(Some(number)) => return Ok(Some(number)),
             Ok(None) => {}
             Err(JenkinsError::NotFound { .. }) => return Ok(None),
@@ -821,7 +833,7 @@ async fn lookup_number(
         }
     }
     match jenkins
-        .find_build_by_parameter(path, BUILD_ID_PARAMETER, id)
+        .find_build_by_parameter(path, BUILD_ID_PARAMETER, id, search)
         .await
     {
         Ok(found) => Ok(found.map(|b| b.number)),
@@ -833,6 +845,27 @@ async fn lookup_number(
 /// The value of the id parameter: the resource's uid, unique to it forever.
 fn build_id(build: &JenkinsBuild) -> String {
     build.uid().unwrap_or_default()
+}
+
+/// How far back the Jenkins clock may lag the API server's before a search for this resource's
+/// build stops too early.
+const CLOCK_SKEW_MS: i64 = 60 * 60 * 1000;
+
+/// How far back to look for this resource's build among the job's builds: its build cannot
+/// have started before the resource was created (less an hour for clock skew), and at most the
+/// newest 1,000 builds are read, 100 per request. A job that ran more than 1,000 builds
+/// since then, or whose build discarder deleted the build, hides it: see the README's limits.
+fn build_search(build: &JenkinsBuild) -> BuildSearch {
+    let created = build
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.as_millisecond().saturating_sub(CLOCK_SKEW_MS))
+        .and_then(|ms| u64::try_from(ms).ok());
+    match created {
+        Some(ms) => BuildSearch::started_after(ms),
+        None => BuildSearch::default(),
+    }
 }
 
 fn to_i64(n: u64) -> i64 {

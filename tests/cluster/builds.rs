@@ -435,6 +435,85 @@ async fn a_restart_between_the_trigger_and_the_queue_id_write_does_not_trigger_a
 }
 
 #[tokio::test]
+async fn a_lost_trigger_answer_is_recovered_behind_more_than_a_hundred_newer_builds() {
+    let mut env = Env::start().await;
+    let Some(kube) = env
+        .emulator_or_skip("recovery behind many builds", "fault injection")
+        .cloned()
+    else {
+        return;
+    };
+    let Some(fx) = fixture(&env).await else {
+        return;
+    };
+    let Some(jenkins) = fx.jenkins.clone() else {
+        return;
+    };
+    jenkins.set_job_outcome(
+        &fx.full_name,
+        Some(Outcome {
+            result: BuildResult::Success,
+            duration: std::time::Duration::ZERO,
+            log: String::new(),
+        }),
+    );
+
+    // The build reaches Jenkins, but its queue id never reaches the status.
+    jenkins.pause();
+    let created = create(&env, &fx, &build_named("buried", &[("VERSION", "7")])).await;
+    let uid = created.uid().expect("a uid");
+    wait_for(&env, &fx, "buried", "the trigger marker", |b| {
+        b.status.as_ref().and_then(|s| s.build_id.as_deref()) == Some(uid.as_str())
+    })
+    .await;
+    kube.inject(Fault::FailNext {
+        verb: Some(Verb::Patch),
+        resource: Some("jenkinsbuilds".into()),
+        count: u32::MAX,
+        code: 500,
+    });
+    jenkins.unpause();
+    eventually("Jenkins to queue the build", || async {
+        (triggers(&jenkins, &uid) == 1).then_some(())
+    })
+    .await;
+    env.stop_operator().await;
+    kube.clear_faults();
+
+    // While the operator is away, the job builds 120 more times: Jenkins' `builds` list (the
+    // newest 100) no longer shows the buried build, and its queue item is long forgotten.
+    let path = JobPath::parse(&fx.full_name).expect("path");
+    for n in 0..120 {
+        let version = format!("filler-{n}");
+        fx.client
+            .trigger_build(&path, &[("VERSION".to_string(), version)])
+            .await
+            .expect("trigger a filler build");
+    }
+    eventually("the filler builds to start", || async {
+        jenkins.build(&fx.full_name, 121).map(|_| ())
+    })
+    .await;
+    jenkins.forget_left_items();
+
+    // A new operator finds the build by its id parameter, deep in the job's history.
+    jenkins.clear_requests();
+    env.start_operator().await;
+    let done = wait_phase(&env, &fx, "buried", BuildPhase::Succeeded).await;
+    assert_eq!(done.status.and_then(|s| s.build_number), Some(1));
+    assert_eq!(triggers(&jenkins, &uid), 0, "not triggered again");
+    let pages = jenkins
+        .requests()
+        .iter()
+        .filter(|r| r.query.as_deref().is_some_and(|q| q.contains("allBuilds")))
+        .count();
+    assert!(
+        pages <= 2,
+        "{pages} pages of builds read to find build #1 of 121"
+    );
+}
+
+#[tokio::test]
 async fn a_queue_item_jenkins_forgot_is_still_resolved_to_its_build() {
     let env = Env::start().await;
     let Some(fx) = fixture(&env).await else {
