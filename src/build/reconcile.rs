@@ -405,12 +405,14 @@ async fn follow(
             .queue_id
             .and_then(|n| u64::try_from(n).ok())
             .unwrap_or_default();
+        let waiting = |how: Waiting, why: Option<String>| {
+            let previous = conditions::find(&old.conditions, RECONCILING).map(|c| &c.message);
+            waiting_detail(queue_id, &path, how, why, previous.map(String::as_str))
+        };
         match jenkins.queue_item(queue_id).await.map_err(Error::Jenkins)? {
-            QueueItem::Waiting { why }
-            | QueueItem::Blocked { why }
-            | QueueItem::Buildable { why } => {
-                detail = why.unwrap_or_else(|| "waiting in the Jenkins queue".into());
-            }
+            QueueItem::Waiting { .. } => detail = waiting(Waiting::QuietPeriod, None),
+            QueueItem::Blocked { why } => detail = waiting(Waiting::Blocked, why),
+            QueueItem::Buildable { why } => detail = waiting(Waiting::ForExecutor, why),
             QueueItem::Left {
                 cancelled: true, ..
             } => end_without_build(
@@ -474,6 +476,58 @@ async fn follow(
         settings.build_poll_max,
     );
     Ok(Action::requeue(delay))
+}
+
+/// How a queue item waits before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    QuietPeriod,
+    Blocked,
+    ForExecutor,
+}
+
+/// The condition message of a queue item that waits: how it waits and, the first time it waits
+/// that way, Jenkins' `why`. Jenkins rewrites `why` on every read (the time left of a quiet
+/// period, the ETA of the build that blocks, the name of each new agent pod), so copying it at
+/// every poll would write the status at every poll: an API server write and an event for every
+/// watcher, saying nothing new. The message changes only when the way it waits does; an ETA is
+/// dropped from it, as it would only go stale.
+fn waiting_detail(
+    queue_id: u64,
+    job: &JobPath,
+    how: Waiting,
+    why: Option<String>,
+    previous: Option<&str>,
+) -> String {
+    let state = match how {
+        Waiting::QuietPeriod => "is in its quiet period",
+        Waiting::Blocked => "is blocked",
+        Waiting::ForExecutor => "waits for an executor",
+    };
+    let head = format!("queue item {queue_id} of {job} {state}");
+    if let Some(previous) = previous
+        && (previous == head || previous.starts_with(&format!("{head}: ")))
+    {
+        return previous.to_owned();
+    }
+    // The quiet period's why only says how long it has left.
+    let why = why
+        .filter(|_| how != Waiting::QuietPeriod)
+        .map(|why| without_eta(&why).trim().to_owned())
+        .filter(|why| !why.is_empty());
+    match why {
+        Some(why) => format!("{head}: {why}"),
+        None => head,
+    }
+}
+
+/// Jenkins' `why` without the trailing ` (ETA: …)` of a blocked item (English messages; in
+/// other languages the text is kept whole, and still written only once).
+fn without_eta(why: &str) -> &str {
+    match why.rfind(" (ETA:") {
+        Some(at) if why.ends_with(')') => &why[..at],
+        _ => why,
+    }
 }
 
 /// A queue item Jenkins no longer knows (forgotten five minutes after it left): find its
@@ -1046,6 +1100,63 @@ mod tests {
         assert_eq!(stage(&status), Stage::Running(3));
         status.completion_time = Some(Time(Timestamp::now()));
         assert_eq!(stage(&status), Stage::Finished);
+    }
+
+    #[test]
+    fn a_waiting_item_keeps_its_message_until_it_waits_another_way() {
+        let job = JobPath::parse("team/web").expect("a path");
+        let blocked = |why: &str, previous: Option<&str>| {
+            waiting_detail(7, &job, Waiting::Blocked, Some(why.into()), previous)
+        };
+        let first = blocked("Build #3 is already in progress (ETA: 3 min 2 sec)", None);
+        assert_eq!(
+            first,
+            "queue item 7 of team/web is blocked: Build #3 is already in progress"
+        );
+        let later = blocked(
+            "Build #3 is already in progress (ETA: 2 min 58 sec)",
+            Some(&first),
+        );
+        assert_eq!(later, first, "a new ETA is not a new message");
+        let other_language = blocked("Build #3 läuft bereits (Restzeit: 3 Min.)", None);
+        assert!(other_language.ends_with("läuft bereits (Restzeit: 3 Min.)"));
+        assert_eq!(
+            blocked(
+                "Build #3 läuft bereits (Restzeit: 2 Min.)",
+                Some(&other_language)
+            ),
+            other_language,
+            "whatever the language, the message is written once per way of waiting"
+        );
+
+        let quiet = waiting_detail(
+            7,
+            &job,
+            Waiting::QuietPeriod,
+            Some("In the quiet period. Expires in 4.9 sec".into()),
+            Some(&first),
+        );
+        assert_eq!(quiet, "queue item 7 of team/web is in its quiet period");
+        let executor = waiting_detail(
+            7,
+            &job,
+            Waiting::ForExecutor,
+            Some("Waiting for next available executor on ‘maven-x1z’".into()),
+            Some(&quiet),
+        );
+        assert_eq!(
+            executor,
+            "queue item 7 of team/web waits for an executor: Waiting for next available \
+             executor on ‘maven-x1z’"
+        );
+        let next_pod = waiting_detail(
+            7,
+            &job,
+            Waiting::ForExecutor,
+            Some("Waiting for next available executor on ‘maven-q8w’".into()),
+            Some(&executor),
+        );
+        assert_eq!(next_pod, executor);
     }
 
     #[test]

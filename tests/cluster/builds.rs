@@ -723,6 +723,92 @@ async fn a_chatty_build_is_polled_no_faster_than_the_poll_interval() {
 }
 
 #[tokio::test]
+async fn a_blocked_build_is_not_written_again_while_only_its_eta_changes() {
+    let env = Env::start().await;
+    let Some(kube) = env
+        .emulator_or_skip("status writes while blocked", "the request log")
+        .cloned()
+    else {
+        return;
+    };
+    let Some(fx) = fixture(&env).await else {
+        return;
+    };
+    let Some(jenkins) = fx.jenkins.clone() else {
+        return;
+    };
+
+    // One build at a time: a second build waits in the queue, blocked by the first, and
+    // Jenkins' why counts the first one's ETA down.
+    let jobs: Api<JenkinsJob> = Api::namespaced(env.client.clone(), &fx.namespace);
+    jobs.patch(
+        JOB,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({ "spec": { "concurrentBuilds": false } })),
+    )
+    .await
+    .expect("forbid concurrent builds");
+    wait_synced(&env, &fx.namespace, JOB).await;
+    eventually("the job to forbid concurrent builds", || async {
+        let config = jenkins.job_config(&fx.full_name)?;
+        config
+            .contains("DisableConcurrentBuildsJobProperty")
+            .then_some(())
+    })
+    .await;
+    jenkins.set_job_outcome(
+        &fx.full_name,
+        Some(Outcome {
+            result: BuildResult::Success,
+            duration: std::time::Duration::from_secs(60),
+            log: String::new(),
+        }),
+    );
+    create(&env, &fx, &build_named("ahead", &[])).await;
+    let n = number(&wait_phase(&env, &fx, "ahead", BuildPhase::Running).await).expect("#");
+    create(&env, &fx, &build_named("behind", &[])).await;
+    let blocked = wait_for(&env, &fx, "behind", "blocked", |b| {
+        condition(b, "Reconciling").is_some_and(|c| c.message.contains("already in progress"))
+    })
+    .await;
+
+    // Several polls see a new ETA each second: the status says nothing new, so no write.
+    kube.clear_requests();
+    jenkins.clear_requests();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let polls = jenkins
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/queue/item/"))
+        .count();
+    assert!(polls >= 3, "{polls} polls of the blocked queue item");
+    let writes: Vec<String> = kube
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET" && r.path.contains("/jenkinsbuilds/behind"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "status written while blocked: {writes:#?}"
+    );
+    let message = condition(&blocked, "Reconciling")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains(&format!("Build #{n} is already in progress")),
+        "{message}"
+    );
+    assert!(!message.contains("ETA"), "an ETA goes stale: {message}");
+
+    // The build ahead finishes: the one behind runs.
+    assert!(jenkins.finish_build(&fx.full_name, n, BuildResult::Success));
+    let m = number(&wait_phase(&env, &fx, "behind", BuildPhase::Running).await).expect("#");
+    assert!(jenkins.finish_build(&fx.full_name, m, BuildResult::Success));
+    wait_phase(&env, &fx, "behind", BuildPhase::Succeeded).await;
+}
+
+#[tokio::test]
 async fn a_job_that_lost_the_id_parameter_is_not_triggered_until_it_has_it_again() {
     let env = Env::start().await;
     let Some(fx) = fixture(&env).await else {
