@@ -9,9 +9,14 @@
 //! | `queueId`, no `buildNumber` | queued | read the queue item |
 //! | `buildNumber` | running | read the build and the console |
 //! | `completionTime` | finished | nothing, or delete after the ttl |
+//!
+//! A build whose answer was lost is triggered again, as a new `triggerAttempt`, only when
+//! Jenkins shows neither an item nor a build for it and no earlier attempt can still reach
+//! Jenkins: the trigger fence of [`super::fence`] (two replicas overlap during a lease
+//! hand-over, and a request on its way is not in Jenkins yet).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -23,6 +28,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
 use tracing::{Instrument, debug, info, warn};
 
+use super::fence::Sent;
 use super::resolve::{CannotRun, resolve};
 use super::{Error, FINALIZER, log_tail};
 use crate::api::JenkinsCluster;
@@ -192,15 +198,19 @@ async fn start(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
     }
 
     // The marker, written with a compare-and-swap on the resource version: of two writers
-    // (a stale cache, a second replica), one wins and only the winner triggers.
+    // (a stale cache, a second replica), one wins and only the winner triggers. It announces
+    // a new trigger attempt, which nothing may be sent for after the deadline (`fence`).
+    let attempt = live_status.trigger_attempt.unwrap_or(0).saturating_add(1);
     let mut marked = live_status.clone();
     marked.phase = Some(BuildPhase::Queued);
     marked.jenkins_job = Some(target.job.clone());
     marked.cluster = Some(target.cluster.name_any());
     marked.build_id = Some(build_id(build));
+    marked.trigger_attempt = Some(attempt);
     marked.message = None;
     let detail = format!("triggering a build of {}", target.job);
     let precondition = live.resource_version();
+    let began = Instant::now();
     match write_status(
         &live,
         ctx,
@@ -222,20 +232,55 @@ async fn start(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
         }
         Err(e) => return Err(e),
     }
-    trigger(&live, ctx, &jenkins, marked, target.parameters).await
+    let announced = announce(build, ctx, attempt, began);
+    trigger(&live, ctx, &jenkins, marked, target.parameters, announced).await
 }
 
-/// Triggers the build the marker in `marked` announces, and records its queue item.
+/// A trigger attempt this replica announced: its number, and the moment after which nothing
+/// may be sent for it.
+struct Announced {
+    attempt: i64,
+    deadline: Instant,
+}
+
+/// Records the attempt this replica just announced (`began` before the write that did).
+fn announce(build: &JenkinsBuild, ctx: &Context, attempt: i64, began: Instant) -> Announced {
+    let deadline = began + ctx.settings.trigger_deadline;
+    ctx.trigger_fences
+        .announce(&build_id(build), attempt, began, deadline);
+    Announced { attempt, deadline }
+}
+
+/// Triggers the build the marker in `marked` announces, and records its queue item. Nothing is
+/// sent after the attempt's deadline; how the attempt ended is recorded for the fence.
 async fn trigger(
     build: &JenkinsBuild,
     ctx: &Context,
     jenkins: &JenkinsClient,
     marked: JenkinsBuildStatus,
     mut parameters: Vec<(String, String)>,
+    announced: Announced,
 ) -> Result<Action, Error> {
     let job = marked.jenkins_job.clone().unwrap_or_default();
-    let path = JobPath::parse(&job).map_err(Error::Jenkins)?;
-    parameters.push((BUILD_ID_PARAMETER.to_owned(), build_id(build)));
+    let id = build_id(build);
+    let attempt = announced.attempt;
+    let ended = |sent: Sent| ctx.trigger_fences.ended(&id, attempt, sent);
+    let deadline = tokio::time::Instant::from_std(announced.deadline);
+    let late = |what: &str| JenkinsError::Timeout {
+        operation: format!(
+            "{what} ‘{job}’ within {}s of announcing trigger attempt {attempt}",
+            ctx.settings.trigger_deadline.as_secs()
+        ),
+        source: None,
+    };
+    let path = match JobPath::parse(&job) {
+        Ok(path) => path,
+        Err(e) => {
+            ended(Sent::Nothing);
+            return Err(Error::Jenkins(e));
+        }
+    };
+    parameters.push((BUILD_ID_PARAMETER.to_owned(), id.clone()));
 
     // Answers that say nothing was queued take the marker back: triggering again is safe.
     let mut unmarked = marked.clone();
@@ -245,13 +290,21 @@ async fn trigger(
     // so a build triggered without it could neither be found after a restart nor be told
     // apart from an identical one. A Jenkinsfile `parameters { }` directive removes it until
     // the JenkinsJob's drift check puts it back. One GET per trigger.
-    match jenkins.get_job(&path).await {
+    let declared = match tokio::time::timeout_at(deadline, jenkins.get_job(&path)).await {
+        Ok(declared) => declared,
+        Err(_) => {
+            ended(Sent::Nothing);
+            return Err(Error::Jenkins(late("check the Jenkins job")));
+        }
+    };
+    match declared {
         Ok(declared)
             if !declared
                 .parameters
                 .iter()
                 .any(|p| p.name == BUILD_ID_PARAMETER) =>
         {
+            ended(Sent::Nothing);
             let detail = format!(
                 "waiting for the Jenkins job {job} to declare {BUILD_ID_PARAMETER}, which tells \
                  this build apart: its JenkinsJob puts it back (a Jenkinsfile parameters {{ }} \
@@ -262,16 +315,30 @@ async fn trigger(
         }
         // A missing job is the trigger's to report.
         Ok(_) | Err(JenkinsError::NotFound { .. }) => {}
-        Err(e) => return Err(Error::Jenkins(e)),
+        Err(e) => {
+            ended(Sent::Nothing);
+            return Err(Error::Jenkins(e));
+        }
     }
-    let queued = jenkins.trigger_build(&path, &parameters).await;
+    let queued = tokio::time::timeout_at(deadline, jenkins.trigger_build(&path, &parameters))
+        .await
+        .unwrap_or_else(|_| Err(late("trigger a build of")));
+    ended(match &queued {
+        Err(
+            JenkinsError::Timeout { .. }
+            | JenkinsError::ConnectionRefused { .. }
+            | JenkinsError::Transport { .. },
+        ) => Sent::Unanswered,
+        _ => Sent::Answered,
+    });
     match queued {
         Ok(queue_id) => {
             let mut status = marked.clone();
             status.queue_id = Some(to_i64(queue_id));
             let detail = format!("queue item {queue_id} of {job}");
             write_status(build, ctx, &marked, status, &detail, None, None).await?;
-            info!(job = %job, queue_id, "triggered the build");
+            ctx.trigger_fences.forget(&id);
+            info!(job = %job, queue_id, attempt, "triggered the build");
             publish(
                 ctx,
                 build,
@@ -328,7 +395,7 @@ fn not_buildable(job: &str) -> CannotRun {
 }
 
 /// The marker is there but not the queue item: find what the lost answer named, or trigger
-/// if Jenkins never queued anything.
+/// again once no earlier attempt can still reach Jenkins (`fence`).
 async fn recover(
     build: &JenkinsBuild,
     ctx: &Context,
@@ -338,6 +405,14 @@ async fn recover(
         return Ok(Action::requeue(ctx.settings.resync));
     };
     let id = build_id(build);
+    let attempt = status.trigger_attempt.unwrap_or(0);
+
+    // Whether a trigger of this attempt may still be on its way, decided before looking: one
+    // that lands while Jenkins is being read is found by the next look, never followed by a
+    // second trigger.
+    let fenced = ctx
+        .trigger_fences
+        .wait(&id, attempt, ctx.settings.fence_times());
 
     // Items still in the queue (up to the moment they start) are listed; a build is in the
     // job's list from the moment it starts, before its item leaves: in this order, nothing
@@ -358,17 +433,36 @@ async fn recover(
         },
     };
     if let Some((queue_id, number)) = found {
-        info!(queue_id, build_number = ?number, "found the build triggered before the restart");
+        info!(queue_id, build_number = ?number, attempt,
+            "found the build whose trigger answer was lost");
         let mut new = status.clone();
         new.queue_id = Some(to_i64(queue_id));
         new.build_number = number.map(to_i64);
         let detail = format!("queue item {queue_id} of {path}");
         write_status(build, ctx, status, new, &detail, None, None).await?;
+        ctx.trigger_fences.forget(&id);
         return Ok(Action::requeue(ctx.settings.build_poll_min));
     }
 
-    // Jenkins has neither: the trigger never reached it. Trigger, with the marker in place.
-    info!("the earlier trigger did not reach Jenkins; triggering");
+    // Jenkins has neither, but a trigger may still be on its way: look again once it would
+    // have landed.
+    if let Some(wait) = fenced {
+        info!(attempt, wait = ?wait,
+            "no build found for a trigger that may still be on its way; looking again later");
+        let detail = format!(
+            "trigger attempt {attempt} of {path} may still be on its way to Jenkins, which shows \
+             no build for it yet: looking again before triggering again"
+        );
+        write_status(build, ctx, status, status.clone(), &detail, None, None).await?;
+        return Ok(Action::requeue(wait));
+    }
+
+    // No trigger of this attempt can land any more: trigger again, as a new attempt announced
+    // with a compare-and-swap, so that of two replicas that got here together one triggers.
+    info!(
+        attempt,
+        "the earlier trigger did not reach Jenkins; triggering again"
+    );
     let target = match resolve(build, ctx).await? {
         Ok(target) => target,
         Err(cannot) => {
@@ -378,9 +472,35 @@ async fn recover(
             return Ok(Action::requeue(ctx.settings.resync));
         }
     };
+    let next = attempt.saturating_add(1);
     let mut marked = status.clone();
     marked.jenkins_job = Some(target.job.clone());
-    trigger(build, ctx, &jenkins, marked, target.parameters).await
+    marked.trigger_attempt = Some(next);
+    let detail = format!("triggering a build of {} again", target.job);
+    let began = Instant::now();
+    match write_status(
+        build,
+        ctx,
+        status,
+        marked.clone(),
+        &detail,
+        None,
+        build.resource_version(),
+    )
+    .await
+    {
+        Ok(_) => {}
+        Err(Error::Kube {
+            source: kube::Error::Api(status),
+            ..
+        }) if status.code == 409 => {
+            debug!("the build changed while a new trigger attempt was announced; looking again");
+            return Ok(Action::requeue(ctx.settings.build_poll_min));
+        }
+        Err(e) => return Err(e),
+    }
+    let announced = announce(build, ctx, next, began);
+    trigger(build, ctx, &jenkins, marked, target.parameters, announced).await
 }
 
 /// Reads the queue item or the build, and the new console text.
@@ -466,6 +586,7 @@ async fn follow(
     write_status(build, ctx, old, new.clone(), &detail, None, None).await?;
     if new.completion_time.is_some() {
         ctx.build_polls.forget(&build_id(build));
+        ctx.trigger_fences.forget(&build_id(build));
         return after_finish(build, ctx, &new).await;
     }
     let settings = &ctx.settings;
@@ -776,6 +897,7 @@ async fn after_finish(
 async fn cleanup(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
     let status = build.status.clone().unwrap_or_default();
     ctx.build_polls.forget(&build_id(build));
+    ctx.trigger_fences.forget(&build_id(build));
     let keep = build
         .annotations()
         .get(KEEP_RUNNING_ANNOTATION)
