@@ -213,11 +213,15 @@ fn run_options(
             grace: duration / 3,
         }
     });
+    let jenkins_timeout = Duration::from_secs(args.jenkins_timeout_seconds);
     RunOptions {
         settings: Settings {
             resync: Duration::from_secs(args.resync_seconds),
             job_drift_check: Duration::from_secs(args.job_drift_check_seconds),
             max_concurrent_reconciles: args.max_concurrent_reconciles,
+            // A trigger checks the job, then posts: a request timeout each.
+            trigger_deadline: jenkins_timeout * 2,
+            trigger_settle: jenkins_timeout,
             ..Settings::default()
         },
         http_addr: Some(args.http_addr),
@@ -225,7 +229,7 @@ fn run_options(
         shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
         jenkins_urls: args.jenkins_urls.iter().cloned().collect(),
         jenkins_client: ClientSettings {
-            request_timeout: Duration::from_secs(args.jenkins_timeout_seconds),
+            request_timeout: jenkins_timeout,
             // The range above keeps it small.
             concurrency: usize::try_from(args.jenkins_concurrency).unwrap_or(8),
             ..ClientSettings::default()

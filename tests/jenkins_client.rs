@@ -11,8 +11,8 @@ use jenkins_emulator::{
     RequestRecord,
 };
 use jenkins_operator::jenkins::{
-    BuildResult, Credential, JenkinsClient, JenkinsConfig, JenkinsError, JobPath, ParameterKind,
-    QueueItem, configs_equivalent,
+    BuildResult, BuildSearch, Credential, JenkinsClient, JenkinsConfig, JenkinsError, JobPath,
+    ParameterKind, QueueItem, configs_equivalent,
 };
 
 fn count(requests: &[RequestRecord], method: &str, path_suffix: &str) -> usize {
@@ -737,7 +737,7 @@ async fn a_forgotten_left_item_is_found_by_its_queue_id() {
     assert_eq!(
         target
             .client
-            .find_build_by_queue_id(&path, first)
+            .find_build_by_queue_id(&path, first, &BuildSearch::default())
             .await
             .unwrap(),
         Some(number)
@@ -745,10 +745,108 @@ async fn a_forgotten_left_item_is_found_by_its_queue_id() {
     assert_eq!(
         target
             .client
-            .find_build_by_queue_id(&path, 9999)
+            .find_build_by_queue_id(&path, 9999, &BuildSearch::default())
             .await
             .unwrap(),
         None
+    );
+}
+
+#[tokio::test]
+async fn a_build_search_pages_through_all_builds_as_far_as_its_bound() {
+    let outcome = jenkins_emulator::Outcome {
+        result: EmuResult::Success,
+        duration: Duration::ZERO,
+        log: String::new(),
+    };
+    let config = EmulatorConfig {
+        default_outcome: Some(outcome),
+        ..Default::default()
+    };
+    let target = Target::start_with(config, false).await;
+    let Some(emulator) = target.emulator("a job with 260 builds") else {
+        return;
+    };
+    let path = target.path("busy");
+    target
+        .client
+        .create_job(&path, &pipeline("", PARAMETERS, ""))
+        .await
+        .unwrap();
+    for n in 1..=260 {
+        let target_value = format!("t{n}");
+        target
+            .client
+            .trigger_build(&path, &[("TARGET".into(), target_value)])
+            .await
+            .unwrap();
+    }
+    eventually("260 builds", || async {
+        emulator.build(&path.full_name(), 260).map(|_| ())
+    })
+    .await;
+    let pages = |emulator: &JenkinsEmulator| -> Vec<String> {
+        emulator
+            .requests()
+            .iter()
+            .filter_map(|r| r.query.as_deref())
+            .filter(|q| q.contains("allBuilds"))
+            .map(|q| {
+                let tree = url::form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "tree")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                tree.rsplit('{').next().unwrap_or_default().to_string()
+            })
+            .collect()
+    };
+
+    // The oldest build is found on the third page; its queue item too.
+    emulator.clear_requests();
+    let oldest = target
+        .client
+        .find_build_by_parameter(&path, "TARGET", "t1", &BuildSearch::default())
+        .await
+        .unwrap()
+        .expect("build #1");
+    assert_eq!(oldest.number, 1);
+    assert_eq!(pages(emulator), ["0,100}", "100,200}", "200,300}"]);
+    let by_queue = target
+        .client
+        .find_build_by_queue_id(&path, oldest.queue_id, &BuildSearch::default())
+        .await
+        .unwrap();
+    assert_eq!(by_queue, Some(1));
+
+    // No further than max_builds, and no further than builds started before the bound.
+    emulator.clear_requests();
+    let capped = BuildSearch {
+        max_builds: 150,
+        ..BuildSearch::default()
+    };
+    let missing = target
+        .client
+        .find_build_by_parameter(&path, "TARGET", "t1", &capped)
+        .await
+        .unwrap();
+    assert_eq!(missing, None);
+    assert_eq!(pages(emulator), ["0,100}", "100,150}"]);
+    emulator.clear_requests();
+    let future = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 60_000;
+    let recent = target
+        .client
+        .find_build_by_parameter(&path, "TARGET", "t1", &BuildSearch::started_after(future))
+        .await
+        .unwrap();
+    assert_eq!(recent, None);
+    assert_eq!(
+        pages(emulator),
+        ["0,100}"],
+        "the first page is already too old"
     );
 }
 

@@ -114,6 +114,13 @@ pub struct JenkinsBuildStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_id: Option<String>,
 
+    /// The number of the operator's latest attempt to queue this build in Jenkins. Each attempt
+    /// is recorded here, with a compare-and-swap, before its request is sent: an operator
+    /// replica that recovers a lost trigger answer tells an attempt it already waited for from
+    /// a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_attempt: Option<i64>,
+
     /// Id of the Jenkins queue item, recorded before anything else so that a restarted
     /// operator never triggers the build twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]

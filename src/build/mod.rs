@@ -11,7 +11,17 @@
 //! compare-and-swap on the resource version; right after it, the queue item id. A reconcile
 //! that finds the marker without a queue id looks for the item in the queue, then for the
 //! build among the job's builds, by that parameter, and triggers only when neither exists.
+//! The builds are paged newest first from `allBuilds` (Jenkins' `builds` stops at 100), back to
+//! an hour before the resource was created and at most 1,000 builds.
+//!
+//! Finding nothing proves nothing while a trigger may still be on its way (another replica's,
+//! during a leader-lease hand-over, or one Jenkins received and has not queued yet): each
+//! trigger is a numbered attempt (`triggerAttempt`, written with the marker), and [`fence`]
+//! decides when a replica that finds nothing may trigger again. A replica that sent an
+//! attempt and got Jenkins' answer triggers again at once; any other waits until no request of
+//! that attempt can still land.
 
+pub mod fence;
 pub mod log_tail;
 pub mod poll;
 pub mod reconcile;

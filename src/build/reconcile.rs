@@ -9,9 +9,14 @@
 //! | `queueId`, no `buildNumber` | queued | read the queue item |
 //! | `buildNumber` | running | read the build and the console |
 //! | `completionTime` | finished | nothing, or delete after the ttl |
+//!
+//! A build whose answer was lost is triggered again, as a new `triggerAttempt`, only when
+//! Jenkins shows neither an item nor a build for it and no earlier attempt can still reach
+//! Jenkins: the trigger fence of [`super::fence`] (two replicas overlap during a lease
+//! hand-over, and a request on its way is not in Jenkins yet).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -23,12 +28,13 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
 use tracing::{Instrument, debug, info, warn};
 
+use super::fence::Sent;
 use super::resolve::{CannotRun, resolve};
 use super::{Error, FINALIZER, log_tail};
 use crate::api::JenkinsCluster;
 use crate::api::build::{BuildPhase, JenkinsBuild, JenkinsBuildStatus, KEEP_RUNNING_ANNOTATION};
 use crate::api::conditions::{self, Desired, READY, RECONCILING, STALLED};
-use crate::jenkins::{BuildResult, JenkinsClient, JenkinsError, JobPath, QueueItem};
+use crate::jenkins::{BuildResult, BuildSearch, JenkinsClient, JenkinsError, JobPath, QueueItem};
 use crate::job::config_xml::BUILD_ID_PARAMETER;
 use crate::operator::context::Context;
 use crate::operator::jenkins_clients::AccessError;
@@ -192,15 +198,19 @@ async fn start(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
     }
 
     // The marker, written with a compare-and-swap on the resource version: of two writers
-    // (a stale cache, a second replica), one wins and only the winner triggers.
+    // (a stale cache, a second replica), one wins and only the winner triggers. It announces
+    // a new trigger attempt, which nothing may be sent for after the deadline (`fence`).
+    let attempt = live_status.trigger_attempt.unwrap_or(0).saturating_add(1);
     let mut marked = live_status.clone();
     marked.phase = Some(BuildPhase::Queued);
     marked.jenkins_job = Some(target.job.clone());
     marked.cluster = Some(target.cluster.name_any());
     marked.build_id = Some(build_id(build));
+    marked.trigger_attempt = Some(attempt);
     marked.message = None;
     let detail = format!("triggering a build of {}", target.job);
     let precondition = live.resource_version();
+    let began = Instant::now();
     match write_status(
         &live,
         ctx,
@@ -222,20 +232,55 @@ async fn start(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
         }
         Err(e) => return Err(e),
     }
-    trigger(&live, ctx, &jenkins, marked, target.parameters).await
+    let announced = announce(build, ctx, attempt, began);
+    trigger(&live, ctx, &jenkins, marked, target.parameters, announced).await
 }
 
-/// Triggers the build the marker in `marked` announces, and records its queue item.
+/// A trigger attempt this replica announced: its number, and the moment after which nothing
+/// may be sent for it.
+struct Announced {
+    attempt: i64,
+    deadline: Instant,
+}
+
+/// Records the attempt this replica just announced (`began` before the write that did).
+fn announce(build: &JenkinsBuild, ctx: &Context, attempt: i64, began: Instant) -> Announced {
+    let deadline = began + ctx.settings.trigger_deadline;
+    ctx.trigger_fences
+        .announce(&build_id(build), attempt, began, deadline);
+    Announced { attempt, deadline }
+}
+
+/// Triggers the build the marker in `marked` announces, and records its queue item. Nothing is
+/// sent after the attempt's deadline; how the attempt ended is recorded for the fence.
 async fn trigger(
     build: &JenkinsBuild,
     ctx: &Context,
     jenkins: &JenkinsClient,
     marked: JenkinsBuildStatus,
     mut parameters: Vec<(String, String)>,
+    announced: Announced,
 ) -> Result<Action, Error> {
     let job = marked.jenkins_job.clone().unwrap_or_default();
-    let path = JobPath::parse(&job).map_err(Error::Jenkins)?;
-    parameters.push((BUILD_ID_PARAMETER.to_owned(), build_id(build)));
+    let id = build_id(build);
+    let attempt = announced.attempt;
+    let ended = |sent: Sent| ctx.trigger_fences.ended(&id, attempt, sent);
+    let deadline = tokio::time::Instant::from_std(announced.deadline);
+    let late = |what: &str| JenkinsError::Timeout {
+        operation: format!(
+            "{what} ‘{job}’ within {}s of announcing trigger attempt {attempt}",
+            ctx.settings.trigger_deadline.as_secs()
+        ),
+        source: None,
+    };
+    let path = match JobPath::parse(&job) {
+        Ok(path) => path,
+        Err(e) => {
+            ended(Sent::Nothing);
+            return Err(Error::Jenkins(e));
+        }
+    };
+    parameters.push((BUILD_ID_PARAMETER.to_owned(), id.clone()));
 
     // Answers that say nothing was queued take the marker back: triggering again is safe.
     let mut unmarked = marked.clone();
@@ -245,13 +290,21 @@ async fn trigger(
     // so a build triggered without it could neither be found after a restart nor be told
     // apart from an identical one. A Jenkinsfile `parameters { }` directive removes it until
     // the JenkinsJob's drift check puts it back. One GET per trigger.
-    match jenkins.get_job(&path).await {
+    let declared = match tokio::time::timeout_at(deadline, jenkins.get_job(&path)).await {
+        Ok(declared) => declared,
+        Err(_) => {
+            ended(Sent::Nothing);
+            return Err(Error::Jenkins(late("check the Jenkins job")));
+        }
+    };
+    match declared {
         Ok(declared)
             if !declared
                 .parameters
                 .iter()
                 .any(|p| p.name == BUILD_ID_PARAMETER) =>
         {
+            ended(Sent::Nothing);
             let detail = format!(
                 "waiting for the Jenkins job {job} to declare {BUILD_ID_PARAMETER}, which tells \
                  this build apart: its JenkinsJob puts it back (a Jenkinsfile parameters {{ }} \
@@ -262,16 +315,30 @@ async fn trigger(
         }
         // A missing job is the trigger's to report.
         Ok(_) | Err(JenkinsError::NotFound { .. }) => {}
-        Err(e) => return Err(Error::Jenkins(e)),
+        Err(e) => {
+            ended(Sent::Nothing);
+            return Err(Error::Jenkins(e));
+        }
     }
-    let queued = jenkins.trigger_build(&path, &parameters).await;
+    let queued = tokio::time::timeout_at(deadline, jenkins.trigger_build(&path, &parameters))
+        .await
+        .unwrap_or_else(|_| Err(late("trigger a build of")));
+    ended(match &queued {
+        Err(
+            JenkinsError::Timeout { .. }
+            | JenkinsError::ConnectionRefused { .. }
+            | JenkinsError::Transport { .. },
+        ) => Sent::Unanswered,
+        _ => Sent::Answered,
+    });
     match queued {
         Ok(queue_id) => {
             let mut status = marked.clone();
             status.queue_id = Some(to_i64(queue_id));
             let detail = format!("queue item {queue_id} of {job}");
             write_status(build, ctx, &marked, status, &detail, None, None).await?;
-            info!(job = %job, queue_id, "triggered the build");
+            ctx.trigger_fences.forget(&id);
+            info!(job = %job, queue_id, attempt, "triggered the build");
             publish(
                 ctx,
                 build,
@@ -328,7 +395,7 @@ fn not_buildable(job: &str) -> CannotRun {
 }
 
 /// The marker is there but not the queue item: find what the lost answer named, or trigger
-/// if Jenkins never queued anything.
+/// again once no earlier attempt can still reach Jenkins (`fence`).
 async fn recover(
     build: &JenkinsBuild,
     ctx: &Context,
@@ -338,6 +405,14 @@ async fn recover(
         return Ok(Action::requeue(ctx.settings.resync));
     };
     let id = build_id(build);
+    let attempt = status.trigger_attempt.unwrap_or(0);
+
+    // Whether a trigger of this attempt may still be on its way, decided before looking: one
+    // that lands while Jenkins is being read is found by the next look, never followed by a
+    // second trigger.
+    let fenced = ctx
+        .trigger_fences
+        .wait(&id, attempt, ctx.settings.fence_times());
 
     // Items still in the queue (up to the moment they start) are listed; a build is in the
     // job's list from the moment it starts, before its item leaves: in this order, nothing
@@ -349,7 +424,7 @@ async fn recover(
     {
         Some(queue_id) => Some((queue_id, None)),
         None => match jenkins
-            .find_build_by_parameter(&path, BUILD_ID_PARAMETER, &id)
+            .find_build_by_parameter(&path, BUILD_ID_PARAMETER, &id, &build_search(build))
             .await
         {
             Ok(found) => found.map(|b| (b.queue_id, Some(b.number))),
@@ -358,17 +433,36 @@ async fn recover(
         },
     };
     if let Some((queue_id, number)) = found {
-        info!(queue_id, build_number = ?number, "found the build triggered before the restart");
+        info!(queue_id, build_number = ?number, attempt,
+            "found the build whose trigger answer was lost");
         let mut new = status.clone();
         new.queue_id = Some(to_i64(queue_id));
         new.build_number = number.map(to_i64);
         let detail = format!("queue item {queue_id} of {path}");
         write_status(build, ctx, status, new, &detail, None, None).await?;
+        ctx.trigger_fences.forget(&id);
         return Ok(Action::requeue(ctx.settings.build_poll_min));
     }
 
-    // Jenkins has neither: the trigger never reached it. Trigger, with the marker in place.
-    info!("the earlier trigger did not reach Jenkins; triggering");
+    // Jenkins has neither, but a trigger may still be on its way: look again once it would
+    // have landed.
+    if let Some(wait) = fenced {
+        info!(attempt, wait = ?wait,
+            "no build found for a trigger that may still be on its way; looking again later");
+        let detail = format!(
+            "trigger attempt {attempt} of {path} may still be on its way to Jenkins, which shows \
+             no build for it yet: looking again before triggering again"
+        );
+        write_status(build, ctx, status, status.clone(), &detail, None, None).await?;
+        return Ok(Action::requeue(wait));
+    }
+
+    // No trigger of this attempt can land any more: trigger again, as a new attempt announced
+    // with a compare-and-swap, so that of two replicas that got here together one triggers.
+    info!(
+        attempt,
+        "the earlier trigger did not reach Jenkins; triggering again"
+    );
     let target = match resolve(build, ctx).await? {
         Ok(target) => target,
         Err(cannot) => {
@@ -378,9 +472,35 @@ async fn recover(
             return Ok(Action::requeue(ctx.settings.resync));
         }
     };
+    let next = attempt.saturating_add(1);
     let mut marked = status.clone();
     marked.jenkins_job = Some(target.job.clone());
-    trigger(build, ctx, &jenkins, marked, target.parameters).await
+    marked.trigger_attempt = Some(next);
+    let detail = format!("triggering a build of {} again", target.job);
+    let began = Instant::now();
+    match write_status(
+        build,
+        ctx,
+        status,
+        marked.clone(),
+        &detail,
+        None,
+        build.resource_version(),
+    )
+    .await
+    {
+        Ok(_) => {}
+        Err(Error::Kube {
+            source: kube::Error::Api(status),
+            ..
+        }) if status.code == 409 => {
+            debug!("the build changed while a new trigger attempt was announced; looking again");
+            return Ok(Action::requeue(ctx.settings.build_poll_min));
+        }
+        Err(e) => return Err(e),
+    }
+    let announced = announce(build, ctx, next, began);
+    trigger(build, ctx, &jenkins, marked, target.parameters, announced).await
 }
 
 /// Reads the queue item or the build, and the new console text.
@@ -405,12 +525,14 @@ async fn follow(
             .queue_id
             .and_then(|n| u64::try_from(n).ok())
             .unwrap_or_default();
+        let waiting = |how: Waiting, why: Option<String>| {
+            let previous = conditions::find(&old.conditions, RECONCILING).map(|c| &c.message);
+            waiting_detail(queue_id, &path, how, why, previous.map(String::as_str))
+        };
         match jenkins.queue_item(queue_id).await.map_err(Error::Jenkins)? {
-            QueueItem::Waiting { why }
-            | QueueItem::Blocked { why }
-            | QueueItem::Buildable { why } => {
-                detail = why.unwrap_or_else(|| "waiting in the Jenkins queue".into());
-            }
+            QueueItem::Waiting { .. } => detail = waiting(Waiting::QuietPeriod, None),
+            QueueItem::Blocked { why } => detail = waiting(Waiting::Blocked, why),
+            QueueItem::Buildable { why } => detail = waiting(Waiting::ForExecutor, why),
             QueueItem::Left {
                 cancelled: true, ..
             } => end_without_build(
@@ -426,7 +548,16 @@ async fn follow(
                 executable: None, ..
             } => detail = "leaving the Jenkins queue".into(),
             QueueItem::NotFound => {
-                forgotten_item(&jenkins, &path, queue_id, &build_id(build), &mut new).await?;
+                let search = build_search(build);
+                forgotten_item(
+                    &jenkins,
+                    &path,
+                    queue_id,
+                    &build_id(build),
+                    &search,
+                    &mut new,
+                )
+                .await?;
             }
         }
     }
@@ -455,6 +586,7 @@ async fn follow(
     write_status(build, ctx, old, new.clone(), &detail, None, None).await?;
     if new.completion_time.is_some() {
         ctx.build_polls.forget(&build_id(build));
+        ctx.trigger_fences.forget(&build_id(build));
         return after_finish(build, ctx, &new).await;
     }
     let settings = &ctx.settings;
@@ -467,6 +599,58 @@ async fn follow(
     Ok(Action::requeue(delay))
 }
 
+/// How a queue item waits before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    QuietPeriod,
+    Blocked,
+    ForExecutor,
+}
+
+/// The condition message of a queue item that waits: how it waits and, the first time it waits
+/// that way, Jenkins' `why`. Jenkins rewrites `why` on every read (the time left of a quiet
+/// period, the ETA of the build that blocks, the name of each new agent pod), so copying it at
+/// every poll would write the status at every poll: an API server write and an event for every
+/// watcher, saying nothing new. The message changes only when the way it waits does; an ETA is
+/// dropped from it, as it would only go stale.
+fn waiting_detail(
+    queue_id: u64,
+    job: &JobPath,
+    how: Waiting,
+    why: Option<String>,
+    previous: Option<&str>,
+) -> String {
+    let state = match how {
+        Waiting::QuietPeriod => "is in its quiet period",
+        Waiting::Blocked => "is blocked",
+        Waiting::ForExecutor => "waits for an executor",
+    };
+    let head = format!("queue item {queue_id} of {job} {state}");
+    if let Some(previous) = previous
+        && (previous == head || previous.starts_with(&format!("{head}: ")))
+    {
+        return previous.to_owned();
+    }
+    // The quiet period's why only says how long it has left.
+    let why = why
+        .filter(|_| how != Waiting::QuietPeriod)
+        .map(|why| without_eta(&why).trim().to_owned())
+        .filter(|why| !why.is_empty());
+    match why {
+        Some(why) => format!("{head}: {why}"),
+        None => head,
+    }
+}
+
+/// Jenkins' `why` without the trailing ` (ETA: …)` of a blocked item (English messages; in
+/// other languages the text is kept whole, and still written only once).
+fn without_eta(why: &str) -> &str {
+    match why.rfind(" (ETA:") {
+        Some(at) if why.ends_with(')') => &why[..at],
+        _ => why,
+    }
+}
+
 /// A queue item Jenkins no longer knows (forgotten five minutes after it left): find its
 /// build by queue id, then by the id parameter.
 async fn forgotten_item(
@@ -474,9 +658,10 @@ async fn forgotten_item(
     path: &JobPath,
     queue_id: u64,
     id: &str,
+    search: &BuildSearch,
     new: &mut JenkinsBuildStatus,
 ) -> Result<(), Error> {
-    let by_queue_id = match jenkins.find_build_by_queue_id(path, queue_id).await {
+    let by_queue_id = match jenkins.find_build_by_queue_id(path, queue_id, search).await {
         Ok(found) => found,
         Err(JenkinsError::NotFound { .. }) => {
             end_without_build(
@@ -491,7 +676,7 @@ async fn forgotten_item(
     let number = match by_queue_id {
         Some(number) => Some(number),
         None => jenkins
-            .find_build_by_parameter(path, BUILD_ID_PARAMETER, id)
+            .find_build_by_parameter(path, BUILD_ID_PARAMETER, id, search)
             .await
             .map_err(Error::Jenkins)?
             .map(|b| b.number),
@@ -712,6 +897,7 @@ async fn after_finish(
 async fn cleanup(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
     let status = build.status.clone().unwrap_or_default();
     ctx.build_polls.forget(&build_id(build));
+    ctx.trigger_fences.forget(&build_id(build));
     let keep = build
         .annotations()
         .get(KEEP_RUNNING_ANNOTATION)
@@ -744,6 +930,7 @@ async fn cleanup(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
     let job = status.jenkins_job.clone().unwrap_or_default();
     let path = JobPath::parse(&job).map_err(Error::Jenkins)?;
     let id = build_id(build);
+    let search = build_search(build);
 
     // What to stop: the build, else the queue item, else whatever the id parameter finds.
     let number = match stage {
@@ -765,7 +952,7 @@ async fn cleanup(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
                         cancelled: true, ..
                     } => None,
                     QueueItem::NotFound => {
-                        lookup_number(&jenkins, &path, Some(queue_id), &id).await?
+                        lookup_number(&jenkins, &path, Some(queue_id), &id, &search).await?
                     }
                     // Not named yet: look again in a moment, with the finalizer kept (an
                     // `Ok` from a cleanup removes it, and the build would never be stopped).
@@ -787,11 +974,11 @@ async fn cleanup(build: &JenkinsBuild, ctx: &Context) -> Result<Action, Error> {
             Some(queue_id) => match jenkins.cancel_queue_item(queue_id).await {
                 Ok(true) => return Ok(Action::await_change()),
                 Ok(false) | Err(JenkinsError::NotFound { .. }) => {
-                    lookup_number(&jenkins, &path, Some(queue_id), &id).await?
+                    lookup_number(&jenkins, &path, Some(queue_id), &id, &search).await?
                 }
                 Err(e) => return Err(Error::Jenkins(e)),
             },
-            None => lookup_number(&jenkins, &path, None, &id).await?,
+            None => lookup_number(&jenkins, &path, None, &id, &search).await?,
         },
     };
     if let Some(number) = number {
@@ -811,9 +998,10 @@ async fn lookup_number(
     path: &JobPath,
     queue_id: Option<u64>,
     id: &str,
+    search: &BuildSearch,
 ) -> Result<Option<u64>, Error> {
     if let Some(queue_id) = queue_id {
-        match jenkins.find_build_by_queue_id(path, queue_id).await {
+        match jenkins.find_build_by_queue_id(path, queue_id, search).await {
             Ok(Some(number)) => return Ok(Some(number)),
             Ok(None) => {}
             Err(JenkinsError::NotFound { .. }) => return Ok(None),
@@ -821,7 +1009,7 @@ async fn lookup_number(
         }
     }
     match jenkins
-        .find_build_by_parameter(path, BUILD_ID_PARAMETER, id)
+        .find_build_by_parameter(path, BUILD_ID_PARAMETER, id, search)
         .await
     {
         Ok(found) => Ok(found.map(|b| b.number)),
@@ -833,6 +1021,27 @@ async fn lookup_number(
 /// The value of the id parameter: the resource's uid, unique to it forever.
 fn build_id(build: &JenkinsBuild) -> String {
     build.uid().unwrap_or_default()
+}
+
+/// How far back the Jenkins clock may lag the API server's before a search for this resource's
+/// build stops too early.
+const CLOCK_SKEW_MS: i64 = 60 * 60 * 1000;
+
+/// How far back to look for this resource's build among the job's builds: its build cannot
+/// have started before the resource was created (less an hour for clock skew), and at most the
+/// newest 1,000 builds are read, 100 per request. A job that ran more than 1,000 builds
+/// since then, or whose build discarder deleted the build, hides it: see the README's limits.
+fn build_search(build: &JenkinsBuild) -> BuildSearch {
+    let created = build
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.as_millisecond().saturating_sub(CLOCK_SKEW_MS))
+        .and_then(|ms| u64::try_from(ms).ok());
+    match created {
+        Some(ms) => BuildSearch::started_after(ms),
+        None => BuildSearch::default(),
+    }
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -1013,6 +1222,63 @@ mod tests {
         assert_eq!(stage(&status), Stage::Running(3));
         status.completion_time = Some(Time(Timestamp::now()));
         assert_eq!(stage(&status), Stage::Finished);
+    }
+
+    #[test]
+    fn a_waiting_item_keeps_its_message_until_it_waits_another_way() {
+        let job = JobPath::parse("team/web").expect("a path");
+        let blocked = |why: &str, previous: Option<&str>| {
+            waiting_detail(7, &job, Waiting::Blocked, Some(why.into()), previous)
+        };
+        let first = blocked("Build #3 is already in progress (ETA: 3 min 2 sec)", None);
+        assert_eq!(
+            first,
+            "queue item 7 of team/web is blocked: Build #3 is already in progress"
+        );
+        let later = blocked(
+            "Build #3 is already in progress (ETA: 2 min 58 sec)",
+            Some(&first),
+        );
+        assert_eq!(later, first, "a new ETA is not a new message");
+        let other_language = blocked("Build #3 läuft bereits (Restzeit: 3 Min.)", None);
+        assert!(other_language.ends_with("läuft bereits (Restzeit: 3 Min.)"));
+        assert_eq!(
+            blocked(
+                "Build #3 läuft bereits (Restzeit: 2 Min.)",
+                Some(&other_language)
+            ),
+            other_language,
+            "whatever the language, the message is written once per way of waiting"
+        );
+
+        let quiet = waiting_detail(
+            7,
+            &job,
+            Waiting::QuietPeriod,
+            Some("In the quiet period. Expires in 4.9 sec".into()),
+            Some(&first),
+        );
+        assert_eq!(quiet, "queue item 7 of team/web is in its quiet period");
+        let executor = waiting_detail(
+            7,
+            &job,
+            Waiting::ForExecutor,
+            Some("Waiting for next available executor on ‘maven-x1z’".into()),
+            Some(&quiet),
+        );
+        assert_eq!(
+            executor,
+            "queue item 7 of team/web waits for an executor: Waiting for next available \
+             executor on ‘maven-x1z’"
+        );
+        let next_pod = waiting_detail(
+            7,
+            &job,
+            Waiting::ForExecutor,
+            Some("Waiting for next available executor on ‘maven-q8w’".into()),
+            Some(&executor),
+        );
+        assert_eq!(next_pod, executor);
     }
 
     #[test]

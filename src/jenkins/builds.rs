@@ -100,6 +100,78 @@ pub struct FoundBuild {
     pub queue_id: u64,
 }
 
+/// How many builds one request of a build search reads.
+pub const BUILD_PAGE: usize = 100;
+
+/// How far back a search through a job's builds looks ([`JenkinsClient::find_build_by_parameter`],
+/// [`JenkinsClient::find_build_by_queue_id`]). Builds are read newest first, [`BUILD_PAGE`] per
+/// request (`tree=allBuilds[…]{M,N}`: a job's `builds` list stops at the newest 100, and
+/// `allBuilds` unpaged would load every build record Jenkins keeps). The search stops after
+/// the page that reaches a build started before `started_after_ms`, or after `max_builds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildSearch {
+    /// Builds started before this (milliseconds since the epoch, Jenkins' clock) cannot be the
+    /// one looked for: the search ends at the first page that reaches one. `None`: no limit.
+    pub started_after_ms: Option<u64>,
+    /// The most builds looked at.
+    pub max_builds: usize,
+}
+
+impl Default for BuildSearch {
+    /// The newest 1,000 builds.
+    fn default() -> Self {
+        BuildSearch {
+            started_after_ms: None,
+            max_builds: 1_000,
+        }
+    }
+}
+
+impl BuildSearch {
+    /// The newest 1,000 builds, as far back as builds started at `ms` (milliseconds since the
+    /// epoch).
+    pub fn started_after(ms: u64) -> Self {
+        BuildSearch {
+            started_after_ms: Some(ms),
+            ..BuildSearch::default()
+        }
+    }
+
+    /// Whether a page of `len` builds, asked for `wanted`, whose oldest build started at
+    /// `oldest_ms`, leaves older builds to look at.
+    fn goes_past(&self, len: usize, wanted: usize, oldest_ms: Option<u64>) -> bool {
+        if len < wanted {
+            // The end of the job's builds.
+            return false;
+        }
+        match (self.started_after_ms, oldest_ms) {
+            // A build without a start time (0) says nothing about the older ones.
+            (Some(after), Some(oldest)) if oldest != 0 => oldest >= after,
+            _ => true,
+        }
+    }
+}
+
+/// One page of `allBuilds`.
+#[derive(Deserialize)]
+struct BuildPage {
+    #[serde(default, rename = "allBuilds")]
+    all_builds: Vec<ListedBuild>,
+}
+
+/// A build as a build search lists it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedBuild {
+    number: u64,
+    #[serde(default)]
+    queue_id: Option<u64>,
+    #[serde(default)]
+    timestamp: u64,
+    #[serde(default)]
+    actions: Vec<RawAction>,
+}
+
 /// One read of the progressive console log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogChunk {
@@ -209,89 +281,87 @@ impl JenkinsClient {
         }
     }
 
-    /// Finds a build by the queue item it came from, for when the queue has forgotten the item.
+    /// Finds a build by the queue item it came from, for when the queue has forgotten the item,
+    /// among the builds `search` looks at.
     pub async fn find_build_by_queue_id(
         &self,
         path: &JobPath,
         queue_id: u64,
+        search: &BuildSearch,
     ) -> Result<Option<u64>, JenkinsError> {
-        #[derive(Deserialize)]
-        struct Builds {
-            #[serde(default)]
-            builds: Vec<Entry>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Entry {
-            number: u64,
-            #[serde(default)]
-            queue_id: Option<u64>,
-        }
-        let call = Call::get(
-            format!("find the build of queue item {queue_id} in ‘{path}’"),
-            format!("{}api/json", path.url_path()),
-        )
-        .query("tree", "builds[number,queueId]");
-        let answer = self.execute(&call).await?;
-        if answer.status != StatusCode::OK {
-            return Err(self.error(&call.operation, &answer));
-        }
-        let builds: Builds = answer.json(&call.operation)?;
-        Ok(builds
-            .builds
-            .into_iter()
-            .find(|b| b.queue_id == Some(queue_id))
-            .map(|b| b.number))
+        let found = self
+            .search_builds(
+                path,
+                search,
+                &format!("find the build of queue item {queue_id} in ‘{path}’"),
+                "number,queueId,timestamp",
+                |b| b.queue_id == Some(queue_id),
+            )
+            .await?;
+        Ok(found.map(|b| b.number))
     }
 
     /// Finds the build (number and queue item) that ran with the parameter `name=value`,
-    /// among the builds Jenkins lists for the job (its latest 100 or so).
+    /// among the builds `search` looks at.
     pub async fn find_build_by_parameter(
         &self,
         path: &JobPath,
         name: &str,
         value: &str,
+        search: &BuildSearch,
     ) -> Result<Option<FoundBuild>, JenkinsError> {
-        #[derive(Deserialize)]
-        struct Builds {
-            #[serde(default)]
-            builds: Vec<Entry>,
+        let found = self
+            .search_builds(
+                path,
+                search,
+                &format!("find the build of ‘{path}’ with parameter {name}"),
+                "number,queueId,timestamp,actions[parameters[name,value]]",
+                |b| {
+                    b.actions
+                        .iter()
+                        .flat_map(|a| &a.parameters)
+                        .any(|p| p.name == name && value_text(&p.value).as_deref() == Some(value))
+                },
+            )
+            .await?;
+        Ok(found.map(|b| FoundBuild {
+            number: b.number,
+            queue_id: b.queue_id.unwrap_or_default(),
+        }))
+    }
+
+    /// The first build, newest first, that `matches`, reading the job's `allBuilds` a page at a
+    /// time (its `builds` stop at the newest 100) for as long as `search` allows.
+    async fn search_builds(
+        &self,
+        path: &JobPath,
+        search: &BuildSearch,
+        operation: &str,
+        fields: &str,
+        matches: impl Fn(&ListedBuild) -> bool,
+    ) -> Result<Option<ListedBuild>, JenkinsError> {
+        let mut start = 0;
+        while start < search.max_builds {
+            let end = start.saturating_add(BUILD_PAGE).min(search.max_builds);
+            let call = Call::get(operation.to_owned(), format!("{}api/json", path.url_path()))
+                .query("tree", &format!("allBuilds[{fields}]{{{start},{end}}}"));
+            let answer = self.execute(&call).await?;
+            if answer.status != StatusCode::OK {
+                return Err(self.error(&call.operation, &answer));
+            }
+            let page: BuildPage = answer.json(&call.operation)?;
+            let wanted = end - start;
+            let oldest = page.all_builds.last().map(|b| b.timestamp);
+            let more = search.goes_past(page.all_builds.len(), wanted, oldest);
+            if let Some(found) = page.all_builds.into_iter().find(|b| matches(b)) {
+                return Ok(Some(found));
+            }
+            if !more {
+                break;
+            }
+            start = end;
         }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Entry {
-            number: u64,
-            #[serde(default)]
-            queue_id: u64,
-            #[serde(default)]
-            actions: Vec<RawAction>,
-        }
-        let call = Call::get(
-            format!("find the build of ‘{path}’ with parameter {name}"),
-            format!("{}api/json", path.url_path()),
-        )
-        .query(
-            "tree",
-            "builds[number,queueId,actions[parameters[name,value]]]",
-        );
-        let answer = self.execute(&call).await?;
-        if answer.status != StatusCode::OK {
-            return Err(self.error(&call.operation, &answer));
-        }
-        let builds: Builds = answer.json(&call.operation)?;
-        Ok(builds
-            .builds
-            .into_iter()
-            .find(|b| {
-                b.actions
-                    .iter()
-                    .flat_map(|a| &a.parameters)
-                    .any(|p| p.name == name && value_text(&p.value).as_deref() == Some(value))
-            })
-            .map(|b| FoundBuild {
-                number: b.number,
-                queue_id: b.queue_id,
-            }))
+        Ok(None)
     }
 
     /// Where a queue item stands: `Ok(Some(n))` once it became build `n`, `Ok(None)` while it
@@ -311,7 +381,10 @@ impl JenkinsClient {
                 executable: Some(build),
                 ..
             } => Ok(Some(build.number)),
-            QueueItem::NotFound => self.find_build_by_queue_id(path, queue_id).await,
+            QueueItem::NotFound => {
+                self.find_build_by_queue_id(path, queue_id, &BuildSearch::default())
+                    .await
+            }
             _ => Ok(None),
         }
     }
@@ -434,6 +507,25 @@ impl JenkinsClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_build_search_stops_at_the_end_at_its_start_time_or_at_its_bound() {
+        let since = BuildSearch::started_after(1_000);
+        assert!(
+            since.goes_past(100, 100, Some(1_000)),
+            "a full page, still recent"
+        );
+        assert!(
+            !since.goes_past(100, 100, Some(999)),
+            "reached older builds"
+        );
+        assert!(!since.goes_past(40, 100, Some(5_000)), "the last page");
+        assert!(
+            since.goes_past(100, 100, Some(0)),
+            "no start time: keep looking"
+        );
+        assert!(BuildSearch::default().goes_past(100, 100, Some(1)));
+    }
 
     #[test]
     fn queue_ids_are_read_from_any_host() {

@@ -22,7 +22,7 @@ mod queue;
 mod system;
 mod xml_compare;
 
-pub use builds::{Build, BuildRef, BuildResult, FoundBuild, LogChunk};
+pub use builds::{BUILD_PAGE, Build, BuildRef, BuildResult, BuildSearch, FoundBuild, LogChunk};
 pub use client::{
     Credential, CredentialKind, JenkinsClient, JenkinsConfig, RequestObserver, endpoint,
 };

@@ -10,6 +10,7 @@ use kube::runtime::events::{Recorder, Reporter};
 
 use super::jenkins_clients::JenkinsClients;
 use super::metrics::Metrics;
+use crate::build::fence::{FenceTimes, TriggerFences};
 use crate::build::poll::PollIntervals;
 
 /// Timings of the reconcilers. The defaults suit a real cluster; tests shorten them.
@@ -37,6 +38,14 @@ pub struct Settings {
     /// Reconciles each controller runs at once. Unbounded, a cold start with thousands of
     /// JenkinsJobs held thousands of reconciles (and API connections) waiting on Jenkins.
     pub max_concurrent_reconciles: u16,
+    /// How long after announcing a build trigger (its marker in the status) the operator may
+    /// still send it; a trigger not answered by then is given up, its outcome unknown. It must
+    /// cover the job check and the trigger request (twice the Jenkins request timeout).
+    pub trigger_deadline: Duration,
+    /// How long a trigger request Jenkins has received may take to reach its queue. A replica
+    /// waits `trigger_deadline` plus this before it triggers again a build whose trigger answer
+    /// was lost and that Jenkins does not show (see `build::fence`).
+    pub trigger_settle: Duration,
 }
 
 impl Default for Settings {
@@ -51,6 +60,8 @@ impl Default for Settings {
             build_poll_min: Duration::from_secs(1),
             build_poll_max: Duration::from_secs(30),
             max_concurrent_reconciles: 16,
+            trigger_deadline: Duration::from_secs(60),
+            trigger_settle: Duration::from_secs(30),
         }
     }
 }
@@ -64,6 +75,8 @@ pub struct Context {
     pub jenkins: JenkinsClients,
     /// How often each followed JenkinsBuild is polled.
     pub build_polls: PollIntervals,
+    /// When a JenkinsBuild whose trigger answer was lost may be triggered again.
+    pub trigger_fences: TriggerFences,
     failures: Mutex<HashMap<String, u32>>,
     /// When each cluster's Jenkins last stopped answering, while it stays silent.
     silent_since: Mutex<HashMap<String, Instant>>,
@@ -88,6 +101,7 @@ impl Context {
             metrics,
             jenkins,
             build_polls: PollIntervals::default(),
+            trigger_fences: TriggerFences::default(),
             failures: Mutex::new(HashMap::new()),
             silent_since: Mutex::new(HashMap::new()),
         }
@@ -131,6 +145,14 @@ impl Context {
 }
 
 impl Settings {
+    /// The times of the trigger fence.
+    pub fn fence_times(&self) -> FenceTimes {
+        FenceTimes {
+            deadline: self.trigger_deadline,
+            settle: self.trigger_settle,
+        }
+    }
+
     /// The controller configuration these settings ask for.
     pub fn controller_config(&self) -> kube::runtime::controller::Config {
         kube::runtime::controller::Config::default().concurrency(self.max_concurrent_reconciles)

@@ -435,6 +435,237 @@ async fn a_restart_between_the_trigger_and_the_queue_id_write_does_not_trigger_a
 }
 
 #[tokio::test]
+async fn a_lost_trigger_answer_is_recovered_behind_more_than_a_hundred_newer_builds() {
+    let mut env = Env::start().await;
+    let Some(kube) = env
+        .emulator_or_skip("recovery behind many builds", "fault injection")
+        .cloned()
+    else {
+        return;
+    };
+    let Some(fx) = fixture(&env).await else {
+        return;
+    };
+    let Some(jenkins) = fx.jenkins.clone() else {
+        return;
+    };
+    jenkins.set_job_outcome(
+        &fx.full_name,
+        Some(Outcome {
+            result: BuildResult::Success,
+            duration: std::time::Duration::ZERO,
+            log: String::new(),
+        }),
+    );
+
+    // The build reaches Jenkins, but its queue id never reaches the status.
+    jenkins.pause();
+    let created = create(&env, &fx, &build_named("buried", &[("VERSION", "7")])).await;
+    let uid = created.uid().expect("a uid");
+    wait_for(&env, &fx, "buried", "the trigger marker", |b| {
+        b.status.as_ref().and_then(|s| s.build_id.as_deref()) == Some(uid.as_str())
+    })
+    .await;
+    kube.inject(Fault::FailNext {
+        verb: Some(Verb::Patch),
+        resource: Some("jenkinsbuilds".into()),
+        count: u32::MAX,
+        code: 500,
+    });
+    jenkins.unpause();
+    eventually("Jenkins to queue the build", || async {
+        (triggers(&jenkins, &uid) == 1).then_some(())
+    })
+    .await;
+    env.stop_operator().await;
+    kube.clear_faults();
+
+    // While the operator is away, the job builds 120 more times: Jenkins' `builds` list (the
+    // newest 100) no longer shows the buried build, and its queue item is long forgotten.
+    let path = JobPath::parse(&fx.full_name).expect("path");
+    for n in 0..120 {
+        let version = format!("filler-{n}");
+        fx.client
+            .trigger_build(&path, &[("VERSION".to_string(), version)])
+            .await
+            .expect("trigger a filler build");
+    }
+    eventually("the filler builds to start", || async {
+        jenkins.build(&fx.full_name, 121).map(|_| ())
+    })
+    .await;
+    jenkins.forget_left_items();
+
+    // A new operator finds the build by its id parameter, deep in the job's history.
+    jenkins.clear_requests();
+    env.start_operator().await;
+    let done = wait_phase(&env, &fx, "buried", BuildPhase::Succeeded).await;
+    assert_eq!(done.status.and_then(|s| s.build_number), Some(1));
+    assert_eq!(triggers(&jenkins, &uid), 0, "not triggered again");
+    let pages = jenkins
+        .requests()
+        .iter()
+        .filter(|r| r.query.as_deref().is_some_and(|q| q.contains("allBuilds")))
+        .count();
+    assert!(
+        pages <= 2,
+        "{pages} pages of builds read to find build #1 of 121"
+    );
+}
+
+#[tokio::test]
+async fn a_second_replica_does_not_trigger_again_while_the_first_replicas_trigger_is_on_its_way() {
+    let env = Env::start().await;
+    let Some(fx) = fixture(&env).await else {
+        return;
+    };
+    let Some(jenkins) = fx.jenkins.clone() else {
+        eprintln!("skipping the hand-over on a real Jenkins: it holds a request in the emulator");
+        return;
+    };
+
+    // The first replica's trigger is on its way (a slow network, a busy Jenkins): Jenkins has
+    // received it but has neither a queue item nor a build for it yet.
+    jenkins.inject(jenkins_emulator::Fault::Hold {
+        path_suffix: "/buildWithParameters".into(),
+        count: 1,
+    });
+    let created = create(&env, &fx, &build_named("handover", &[("VERSION", "9")])).await;
+    let uid = created.uid().expect("a uid");
+    eventually("the first replica's trigger to be on its way", || async {
+        (jenkins.held() == 1).then_some(())
+    })
+    .await;
+    let marked = builds(&env, &fx).get("handover").await.expect("the build");
+    let status = marked.status.unwrap_or_default();
+    assert_eq!(status.build_id.as_deref(), Some(uid.as_str()));
+    assert_eq!(status.queue_id, None);
+
+    // A second replica, the new leader of a hand-over, finds the marker without a queue id and
+    // looks in Jenkins: nothing there yet. It must not trigger again.
+    let _replica = env.start_replica();
+    let api = builds(&env, &fx);
+    eventually("the second replica to trigger again or to wait", || {
+        let api = api.clone();
+        let jenkins = jenkins.clone();
+        let uid = uid.clone();
+        async move {
+            let triggered = triggers(&jenkins, &uid) > 0;
+            let live = api.get("handover").await.ok()?;
+            let waiting =
+                condition(&live, "Reconciling").is_some_and(|c| c.message.contains("on its way"));
+            (triggered || waiting).then_some(())
+        }
+    })
+    .await;
+
+    // The first replica's trigger lands: that build is the one both replicas follow.
+    jenkins.release_held();
+    let running = wait_phase(&env, &fx, "handover", BuildPhase::Running).await;
+    let n = number(&running).expect("a number");
+    let ran = jenkins.build(&fx.full_name, n).expect("the build");
+    assert!(
+        ran.params
+            .iter()
+            .any(|(k, v)| k == BUILD_ID_PARAMETER && *v == uid)
+    );
+    assert!(jenkins.finish_build(&fx.full_name, n, BuildResult::Success));
+    let done = wait_phase(&env, &fx, "handover", BuildPhase::Succeeded).await;
+    assert_eq!(done.status.and_then(|s| s.build_number), Some(n as i64));
+    assert_eq!(triggers(&jenkins, &uid), 1, "triggered exactly once");
+    assert!(
+        jenkins.build(&fx.full_name, n + 1).is_none(),
+        "no second build"
+    );
+}
+
+#[tokio::test]
+async fn a_trigger_that_never_reached_jenkins_is_sent_again_once_none_can_still_land() {
+    let mut env = Env::start().await;
+    let Some(fx) = fixture(&env).await else {
+        return;
+    };
+    let Some(jenkins) = fx.jenkins.clone() else {
+        eprintln!("skipping the lost trigger on a real Jenkins: it pauses the emulator");
+        return;
+    };
+    builds_end_with(&fx, BuildResult::Success);
+
+    // The operator stops while its trigger waits for Jenkins: nothing reaches Jenkins.
+    jenkins.pause();
+    let created = create(&env, &fx, &build_named("unsent", &[])).await;
+    let uid = created.uid().expect("a uid");
+    wait_for(&env, &fx, "unsent", "the trigger marker", |b| {
+        b.status.as_ref().and_then(|s| s.build_id.as_deref()) == Some(uid.as_str())
+    })
+    .await;
+    env.stop_operator().await;
+    jenkins.unpause();
+    assert_eq!(triggers(&jenkins, &uid), 0);
+
+    // A new operator cannot tell a trigger still on its way from one never sent: it waits
+    // until none could still land, looks once more, and triggers again.
+    let restarted = std::time::Instant::now();
+    env.start_operator().await;
+    wait_for(
+        &env,
+        &fx,
+        "unsent",
+        "waiting for a trigger on its way",
+        |b| condition(b, "Reconciling").is_some_and(|c| c.message.contains("on its way")),
+    )
+    .await;
+    let done = wait_phase(&env, &fx, "unsent", BuildPhase::Succeeded).await;
+    let fence = env.settings.trigger_deadline + env.settings.trigger_settle;
+    assert!(
+        restarted.elapsed() >= fence,
+        "triggered again after {:?}, before the fence of {fence:?}",
+        restarted.elapsed()
+    );
+    assert_eq!(done.status.and_then(|s| s.trigger_attempt), Some(2));
+    assert_eq!(triggers(&jenkins, &uid), 1);
+}
+
+#[tokio::test]
+async fn a_refused_trigger_is_sent_again_at_once_by_the_replica_that_sent_it() {
+    let env = Env::start().await;
+    let Some(fx) = fixture(&env).await else {
+        return;
+    };
+    let Some(jenkins) = fx.jenkins.clone() else {
+        eprintln!("skipping the refused trigger on a real Jenkins: it injects a failure");
+        return;
+    };
+    builds_end_with(&fx, BuildResult::Success);
+
+    // Jenkins answers the first trigger with a 500: the answer says the request is over, so
+    // the operator that sent it need not wait for it to land before looking and triggering.
+    let path = JobPath::parse(&fx.full_name).expect("path");
+    let trigger_path = format!("/{}buildWithParameters", path.url_path());
+    jenkins.inject(jenkins_emulator::Fault::FailNext {
+        path_prefix: trigger_path.clone(),
+        count: 1,
+        status: 500,
+    });
+    let started = std::time::Instant::now();
+    create(&env, &fx, &build_named("refused-once", &[])).await;
+    let done = wait_phase(&env, &fx, "refused-once", BuildPhase::Succeeded).await;
+    assert!(
+        started.elapsed() < env.settings.trigger_deadline,
+        "took {:?}: the sender waited for its own answered trigger",
+        started.elapsed()
+    );
+    assert_eq!(done.status.and_then(|s| s.trigger_attempt), Some(2));
+    let answers: Vec<u16> = jenkins
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == trigger_path)
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(answers, [500, 201]);
+}
+
+#[tokio::test]
 async fn a_queue_item_jenkins_forgot_is_still_resolved_to_its_build() {
     let env = Env::start().await;
     let Some(fx) = fixture(&env).await else {
@@ -641,6 +872,92 @@ async fn a_chatty_build_is_polled_no_faster_than_the_poll_interval() {
     );
     assert!(jenkins.finish_build(&fx.full_name, n, BuildResult::Success));
     wait_phase(&env, &fx, "chatty", BuildPhase::Succeeded).await;
+}
+
+#[tokio::test]
+async fn a_blocked_build_is_not_written_again_while_only_its_eta_changes() {
+    let env = Env::start().await;
+    let Some(kube) = env
+        .emulator_or_skip("status writes while blocked", "the request log")
+        .cloned()
+    else {
+        return;
+    };
+    let Some(fx) = fixture(&env).await else {
+        return;
+    };
+    let Some(jenkins) = fx.jenkins.clone() else {
+        return;
+    };
+
+    // One build at a time: a second build waits in the queue, blocked by the first, and
+    // Jenkins' why counts the first one's ETA down.
+    let jobs: Api<JenkinsJob> = Api::namespaced(env.client.clone(), &fx.namespace);
+    jobs.patch(
+        JOB,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({ "spec": { "concurrentBuilds": false } })),
+    )
+    .await
+    .expect("forbid concurrent builds");
+    wait_synced(&env, &fx.namespace, JOB).await;
+    eventually("the job to forbid concurrent builds", || async {
+        let config = jenkins.job_config(&fx.full_name)?;
+        config
+            .contains("DisableConcurrentBuildsJobProperty")
+            .then_some(())
+    })
+    .await;
+    jenkins.set_job_outcome(
+        &fx.full_name,
+        Some(Outcome {
+            result: BuildResult::Success,
+            duration: std::time::Duration::from_secs(60),
+            log: String::new(),
+        }),
+    );
+    create(&env, &fx, &build_named("ahead", &[])).await;
+    let n = number(&wait_phase(&env, &fx, "ahead", BuildPhase::Running).await).expect("#");
+    create(&env, &fx, &build_named("behind", &[])).await;
+    let blocked = wait_for(&env, &fx, "behind", "blocked", |b| {
+        condition(b, "Reconciling").is_some_and(|c| c.message.contains("already in progress"))
+    })
+    .await;
+
+    // Several polls see a new ETA each second: the status says nothing new, so no write.
+    kube.clear_requests();
+    jenkins.clear_requests();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let polls = jenkins
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/queue/item/"))
+        .count();
+    assert!(polls >= 3, "{polls} polls of the blocked queue item");
+    let writes: Vec<String> = kube
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET" && r.path.contains("/jenkinsbuilds/behind"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "status written while blocked: {writes:#?}"
+    );
+    let message = condition(&blocked, "Reconciling")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains(&format!("Build #{n} is already in progress")),
+        "{message}"
+    );
+    assert!(!message.contains("ETA"), "an ETA goes stale: {message}");
+
+    // The build ahead finishes: the one behind runs.
+    assert!(jenkins.finish_build(&fx.full_name, n, BuildResult::Success));
+    let m = number(&wait_phase(&env, &fx, "behind", BuildPhase::Running).await).expect("#");
+    assert!(jenkins.finish_build(&fx.full_name, m, BuildResult::Success));
+    wait_phase(&env, &fx, "behind", BuildPhase::Succeeded).await;
 }
 
 #[tokio::test]

@@ -51,6 +51,9 @@ pub fn fast_settings() -> Settings {
         build_poll_min: Duration::from_millis(100),
         build_poll_max: Duration::from_millis(400),
         max_concurrent_reconciles: 16,
+        // The operator's Jenkins request timeout below is 5 s.
+        trigger_deadline: Duration::from_secs(5),
+        trigger_settle: Duration::from_secs(1),
     }
 }
 
@@ -155,6 +158,18 @@ impl Env {
     /// Starts the controllers in-process, as `jenkins-operator run` does.
     pub async fn start_operator(&mut self) {
         assert!(self.operator.is_none(), "the operator is already running");
+        self.operator = Some(self.spawn_operator());
+    }
+
+    /// Starts a second operator against the same backend, reconciling beside the first: what
+    /// two replicas do during a leader-lease hand-over, while the old leader still finishes a
+    /// reconcile it had begun. It stops when the returned value is dropped.
+    pub fn start_replica(&self) -> Replica {
+        let (task, stop) = self.spawn_operator();
+        Replica { task, _stop: stop }
+    }
+
+    fn spawn_operator(&self) -> (JoinHandle<()>, oneshot::Sender<()>) {
         let (stop, stopped) = oneshot::channel::<()>();
         let jenkins_urls = self.jenkins_urls();
         let client = self.client.clone();
@@ -180,7 +195,7 @@ impl Env {
                 .await
                 .expect("operator runs");
         });
-        self.operator = Some((task, stop));
+        (task, stop)
     }
 
     /// Where the operator reaches Jenkins: every example cluster (as renamed for this run) at
@@ -271,6 +286,19 @@ impl Env {
             };
         }
         cluster
+    }
+}
+
+/// A second operator started by [`Env::start_replica`]; aborted when dropped.
+pub struct Replica {
+    task: JoinHandle<()>,
+    /// Dropping it would shut the replica down at once.
+    _stop: oneshot::Sender<()>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::model::{
     self, Build, FOLDER_ROOT, Folder, Item, Job, MULTIBRANCH_ROOT, ParamKind, QueueEntry, State,
 };
+use crate::tree::Tree;
 use crate::{BuildResult, CascReload, RequestRecord, Shared};
 
 /// Offset added to byte positions in progressive-log cursors, so that a client that adds body
@@ -168,10 +169,40 @@ async fn handle(
         tokio::time::sleep(latency).await;
     }
 
+    // A held request was received: like Jenkins, which finishes a request whatever became of
+    // its client, it is processed once released even if the client gave up long before.
+    let held = {
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.hold(uri.path())
+    };
+    let Some(generation) = held else {
+        return process(&shared, &method, &uri, &headers, &body);
+    };
+    let processing = tokio::spawn(async move {
+        let mut released = shared.released.subscribe();
+        let _ = released.wait_for(|g| *g > generation).await;
+        process(&shared, &method, &uri, &headers, &body)
+    });
+    processing.await.unwrap_or_else(|_| {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        response
+    })
+}
+
+/// Answers a request and records it in the request log.
+fn process(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
     let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
     state.tick();
-    let auth = authenticate(&state, &headers);
-    let reply = answer(&mut state, &method, &uri, &headers, &body, &auth);
+    let auth = authenticate(&state, headers);
+    let reply = answer(&mut state, method, uri, headers, body, &auth);
+    let reply = apply_tree(reply, method, uri);
     let reply = reply.with(
         header::HeaderName::from_static("x-jenkins"),
         state.config.version.clone(),
@@ -193,6 +224,37 @@ async fn handle(
         }
     }
     response
+}
+
+/// Prunes a successful `api/json` answer to the properties its `tree` parameter names, as
+/// Jenkins' Stapler does (see [`Tree`]); a malformed tree is a 500.
+fn apply_tree(reply: Reply, method: &Method, uri: &Uri) -> Reply {
+    if *method != Method::GET
+        || reply.status != StatusCode::OK
+        || !uri.path().ends_with("/api/json")
+    {
+        return reply;
+    }
+    let query = uri.query().unwrap_or_default();
+    let Some(spec) = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "tree")
+        .map(|(_, value)| value.into_owned())
+    else {
+        return reply;
+    };
+    let tree = match Tree::parse(&spec) {
+        Ok(tree) => tree,
+        Err(error) => {
+            return Reply::html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("Malformed tree expression: {error}"),
+            );
+        }
+    };
+    match serde_json::from_slice::<Value>(&reply.body) {
+        Ok(value) => Reply::json(tree.prune(&value)),
+        Err(_) => reply,
+    }
 }
 
 fn authenticate(state: &State, headers: &HeaderMap) -> Auth {
@@ -647,24 +709,26 @@ fn job_json(state: &State, request: &Request<'_>, path: &[String]) -> Reply {
         json!({"_class": run_class(&job.root_element), "number": b.number,
                "url": format!("{url}{}/", b.number)})
     };
-    let with_queue_id = request.param("tree").is_some_and(|t| t.contains("queueId"));
-    // Jenkins lists a build's actions only when the tree asks for them.
-    let with_actions = request.param("tree").is_some_and(|t| t.contains("actions"));
-    let builds: Vec<Value> = job
-        .builds
-        .iter()
-        .rev()
-        .map(|b| {
-            let mut value = build_ref(b);
-            if with_queue_id {
-                value["queueId"] = json!(b.queue_id);
-            }
-            if with_actions {
-                value["actions"] = json!([parameters_action(&b.params)]);
-            }
-            value
-        })
-        .collect();
+    // Without a tree, builds are references; with one, everything a build exports, for the
+    // tree to choose from (`apply_tree` prunes the answer).
+    let with_tree = request.param("tree").is_some();
+    let entry = |b: &Build| {
+        let mut value = build_ref(b);
+        if with_tree {
+            value["queueId"] = json!(b.queue_id);
+            value["building"] = json!(b.building);
+            value["result"] = json!(b.result.map(BuildResult::as_str));
+            value["timestamp"] = json!(b.timestamp_ms);
+            value["duration"] = json!(if b.building { 0 } else { b.duration_ms });
+            value["actions"] = json!([parameters_action(&b.params)]);
+        }
+        value
+    };
+    // `builds` is the newest 100 (`Job.getNewBuilds`); `allBuilds` lists every build but
+    // only when a tree names it (it is exported with visibility -2).
+    let builds: Vec<Value> = job.builds.iter().rev().take(100).map(&entry).collect();
+    let all_builds: Option<Vec<Value>> =
+        with_tree.then(|| job.builds.iter().rev().map(&entry).collect());
     let mut properties = Vec::new();
     if !job.params.is_empty() {
         let definitions: Vec<Value> = job
@@ -712,7 +776,7 @@ fn job_json(state: &State, request: &Request<'_>, path: &[String]) -> Reply {
             .map(build_ref)
             .unwrap_or(Value::Null)
     };
-    Reply::json(json!({
+    let mut value = json!({
         "_class": job_class(&job.root_element),
         "name": job.name,
         "fullName": path.join("/"),
@@ -729,7 +793,11 @@ fn job_json(state: &State, request: &Request<'_>, path: &[String]) -> Reply {
         "lastSuccessfulBuild": last(&|b| b.result == Some(BuildResult::Success) && !b.building),
         "property": properties,
         "concurrentBuild": job.concurrent,
-    }))
+    });
+    if let Some(all_builds) = all_builds {
+        value["allBuilds"] = json!(all_builds);
+    }
+    Reply::json(value)
 }
 
 fn folder_json(state: &State, request: &Request<'_>, path: &[String]) -> Reply {

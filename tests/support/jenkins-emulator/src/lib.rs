@@ -3,8 +3,11 @@
 //! It reproduces the behaviours listed in `JENKINS_API.md`, including the unkind ones: 403 for
 //! anonymous requests, crumbs bound to session cookies, 400 with `X-Error` for bad names, 500 for
 //! malformed config.xml, queue items whose `executable` is null for a poll, forgotten left items,
-//! opaque progressive-log cursors, 503 while starting. Tests drive the clock-free parts directly
-//! (`finish_build`, `release_queue`, `forget_left_items`, `expire_sessions`) so they never sleep.
+//! opaque progressive-log cursors, 503 while starting, `tree` parameters that prune answers
+//! (with `{M,N}` list ranges), a job's `builds` limited to the newest 100 (`allBuilds` only
+//! through a tree), queue items whose `why` changes on every read (a quiet period or an ETA
+//! counting down). Tests drive the clock-free parts directly (`finish_build`, `release_queue`,
+//! `forget_left_items`, `expire_sessions`, `release_held`) so they never sleep.
 //!
 //! Limits: one executor pool with no labels; no SCM, no pipeline execution (logs and results are
 //! set by the test); unknown config elements are kept rather than dropped; no views, no
@@ -12,6 +15,7 @@
 
 mod http;
 mod model;
+mod tree;
 mod xml;
 
 use std::net::SocketAddr;
@@ -114,6 +118,16 @@ pub enum Fault {
         /// Status to answer.
         status: u16,
     },
+    /// Receive the next `count` requests whose path ends with `path_suffix` but answer them
+    /// only after [`JenkinsEmulator::release_held`]: a request on its way, or one Jenkins is
+    /// slow to process. A held request is processed when released even if its client has
+    /// given up by then, as Jenkins finishes a request it has received.
+    Hold {
+        /// Path suffix such as `/buildWithParameters`.
+        path_suffix: String,
+        /// How many requests are held.
+        count: u32,
+    },
 }
 
 /// Emulator settings.
@@ -173,6 +187,8 @@ pub struct BuildSnapshot {
 struct Shared {
     state: Mutex<State>,
     paused: watch::Sender<bool>,
+    /// The number of releases of held requests so far.
+    released: watch::Sender<u64>,
 }
 
 /// A running emulator; the server stops when this is dropped.
@@ -192,9 +208,11 @@ impl JenkinsEmulator {
     /// Starts an emulator on 127.0.0.1 with a free port.
     pub async fn start(config: EmulatorConfig) -> anyhow::Result<JenkinsEmulator> {
         let (paused, _) = watch::channel(false);
+        let (released, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(config)),
             paused,
+            released,
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
@@ -435,14 +453,31 @@ impl JenkinsEmulator {
                 count,
                 status,
             }),
+            Fault::Hold { path_suffix, count } => state.holds.push((path_suffix, count)),
         }
     }
 
-    /// Removes all injected faults.
+    /// How many requests are held now (see [`Fault::Hold`]).
+    pub fn held(&self) -> usize {
+        self.state().held
+    }
+
+    /// Lets every held request go on to be processed.
+    pub fn release_held(&self) {
+        let mut state = self.state();
+        state.releases += 1;
+        state.held = 0;
+        let releases = state.releases;
+        drop(state);
+        self.shared.released.send_replace(releases);
+    }
+
+    /// Removes all injected faults (requests already held stay held until released).
     pub fn clear_faults(&self) {
         let mut state = self.state();
         state.latency = Duration::ZERO;
         state.failures.clear();
+        state.holds.clear();
     }
 
     /// Holds every response until `unpause`.

@@ -33,6 +33,12 @@ pub(crate) struct State {
     pub system_message: String,
     pub requests: Vec<RequestRecord>,
     pub failures: Vec<Failure>,
+    /// Requests to hold until released, by path suffix, and how many more to hold.
+    pub holds: Vec<(String, u32)>,
+    /// Requests held now.
+    pub held: usize,
+    /// How many times held requests were released; a request waits for the next release.
+    pub releases: u64,
     pub latency: Duration,
 }
 
@@ -444,6 +450,9 @@ impl State {
             system_message: String::new(),
             requests: Vec::new(),
             failures: Vec::new(),
+            holds: Vec::new(),
+            held: 0,
+            releases: 0,
             latency: Duration::ZERO,
             config,
         }
@@ -595,26 +604,108 @@ impl State {
         });
     }
 
-    /// Why a waiting queue entry is still waiting, and its `_class` suffix.
+    /// Whether a request to `path` is to be held: the release it must wait for (the next one).
+    pub fn hold(&mut self, path: &str) -> Option<u64> {
+        let (_, count) = self
+            .holds
+            .iter_mut()
+            .find(|(suffix, count)| *count > 0 && path.ends_with(suffix.as_str()))?;
+        *count -= 1;
+        self.held += 1;
+        Some(self.releases)
+    }
+
+    /// Why a waiting queue entry is still waiting, and its `_class` suffix. The texts are
+    /// Jenkins' (English) ones, including the parts that change on every read: the time left
+    /// of a quiet period and the ETA of the build that blocks a job without concurrent builds.
     pub fn waiting_state(&self, entry: &QueueEntry) -> (&'static str, String) {
         let now = Instant::now();
         if entry.ready_at > now {
-            let left = entry.ready_at.duration_since(now).as_secs_f64();
+            let left = entry.ready_at.duration_since(now);
             return (
                 "WaitingItem",
-                format!("In the quiet period. Expires in {left:.1} sec"),
+                format!("In the quiet period. Expires in {}", time_span(left)),
             );
         }
         if let Some(job) = self.job(&entry.job)
             && !job.concurrent
-            && job.running() > 0
+            && let Some(running) = job.builds.iter().rev().find(|b| b.result.is_none())
         {
-            return ("BlockedItem", "Build #1 is already in progress".into());
+            let eta = job
+                .estimated_remaining(running, now)
+                .map(time_span)
+                .unwrap_or_else(|| "N/A".into());
+            return (
+                "BlockedItem",
+                format!(
+                    "Build #{} is already in progress (ETA: {eta})",
+                    running.number
+                ),
+            );
         }
         (
             "BuildableItem",
             "Waiting for next available executor".into(),
         )
+    }
+}
+
+impl Job {
+    /// How much longer a running build is expected to take, as its executor shows it: its
+    /// estimated duration (here, the outcome it will reach, else the mean of the last three
+    /// successful builds) minus the time it has run; `None` (Jenkins: "N/A") when there is no
+    /// estimate or the build has run longer.
+    fn estimated_remaining(&self, running: &Build, now: Instant) -> Option<Duration> {
+        if let Some((at, _)) = running.finish_at {
+            return at.checked_duration_since(now).filter(|d| !d.is_zero());
+        }
+        let past: Vec<u64> = self
+            .builds
+            .iter()
+            .rev()
+            .filter(|b| !b.building && b.result == Some(BuildResult::Success))
+            .take(3)
+            .map(|b| b.duration_ms)
+            .collect();
+        if past.is_empty() {
+            return None;
+        }
+        let estimate = Duration::from_millis(past.iter().sum::<u64>() / past.len() as u64);
+        estimate
+            .checked_sub(now.duration_since(running.started))
+            .filter(|d| !d.is_zero())
+    }
+}
+
+/// A duration the way Jenkins writes one for people (`Util.getTimeSpanString`): the two
+/// largest units (the smaller only while the larger is under 10), whole seconds from 10 s up,
+/// one decimal below, hundredths under a second, milliseconds under 0.1 s.
+pub(crate) fn time_span(duration: Duration) -> String {
+    let ms = duration.as_millis() as u64;
+    let (hours, minutes, seconds) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60);
+    let pair = |big: u64, big_unit: &str, small: u64, small_unit: &str| {
+        if big < 10 {
+            format!("{big} {big_unit} {small} {small_unit}")
+        } else {
+            format!("{big} {big_unit}")
+        }
+    };
+    if hours > 0 {
+        pair(hours, "hr", minutes, "min")
+    } else if minutes > 0 {
+        pair(minutes, "min", seconds, "sec")
+    } else if seconds >= 10 {
+        format!("{seconds} sec")
+    } else if seconds >= 1 {
+        // Java's MessageFormat drops a zero fraction: "2 sec", "2.5 sec".
+        match ms % 1000 / 100 {
+            0 => format!("{seconds} sec"),
+            tenths => format!("{seconds}.{tenths} sec"),
+        }
+    } else if ms >= 100 {
+        format!("0.{} sec", format!("{:02}", ms / 10).trim_end_matches('0'))
+    } else {
+        format!("{ms} ms")
     }
 }
 
@@ -649,5 +740,24 @@ impl State {
         if let Some(message) = message {
             self.system_message = message;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_spans_read_as_jenkins_writes_them() {
+        let span = |ms: u64| time_span(Duration::from_millis(ms));
+        assert_eq!(span(45), "45 ms");
+        assert_eq!(span(120), "0.12 sec");
+        assert_eq!(span(500), "0.5 sec");
+        assert_eq!(span(4_900), "4.9 sec");
+        assert_eq!(span(2_000), "2 sec");
+        assert_eq!(span(42_300), "42 sec");
+        assert_eq!(span(182_000), "3 min 2 sec");
+        assert_eq!(span(725_000), "12 min");
+        assert_eq!(span(3_900_000), "1 hr 5 min");
     }
 }
