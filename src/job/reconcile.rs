@@ -283,6 +283,8 @@ struct Observed {
     jobs: Vec<GeneratedJobStatus>,
     last_result: Option<String>,
     credential_secret: Option<String>,
+    /// An Event already told what the sync wrote: becoming Ready needs no second one.
+    announced: bool,
 }
 
 /// Brings Jenkins in line with the spec and reports.
@@ -411,7 +413,7 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
             return Err(Error::Jenkins(error));
         }
     };
-    announce(job, ctx, &synced).await;
+    let announced = announce(job, ctx, &synced).await;
     if drift_check {
         jctx.drift_checks.checked(&uid);
     }
@@ -421,6 +423,7 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         last_result: synced.newest_result.clone().or(old.last_result.clone()),
         jobs: synced.jobs,
         credential_secret,
+        announced,
     };
     let verdict = Verdict::Synced {
         count: plan.jobs.len(),
@@ -603,10 +606,10 @@ fn jenkins_verdict(error: &JenkinsError) -> Verdict {
     }
 }
 
-/// Logs and announces what a sync wrote to Jenkins.
-async fn announce(job: &JenkinsJob, ctx: &Context, synced: &Synced) {
+/// Logs and announces what a sync wrote to Jenkins; whether there was anything to announce.
+async fn announce(job: &JenkinsJob, ctx: &Context, synced: &Synced) -> bool {
     let Some(summary) = synced.summary() else {
-        return;
+        return false;
     };
     info!(changes = %summary, "synced the jobs in Jenkins");
     let reason = if synced.repaired.is_empty() {
@@ -615,6 +618,7 @@ async fn announce(job: &JenkinsJob, ctx: &Context, synced: &Synced) {
         "DriftRepaired"
     };
     publish(ctx, job, EventType::Normal, reason, &summary).await;
+    true
 }
 
 /// Writes the status if it says something new, and announces transitions with Events.
@@ -627,6 +631,7 @@ async fn report(
     let old = job.status.clone().unwrap_or_default();
     let generation = job.metadata.generation;
     let conditions = conditions::merge(&old.conditions, &verdict.conditions(), generation);
+    let announced = observed.as_ref().is_some_and(|o| o.announced);
     let new = match observed {
         Some(observed) => JenkinsJobStatus {
             conditions,
@@ -676,7 +681,11 @@ async fn report(
         let before = conditions::find(&old.conditions, &condition.type_);
         let changed =
             before.is_none_or(|b| b.status != condition.status || b.reason != condition.reason);
-        let interesting = (condition.type_ == READY)
+        // Becoming Ready by a sync that wrote to Jenkins was announced with what it wrote
+        // (one Event per new job rather than two: Events are kept by the API server and the
+        // recorder's cache).
+        let ready_announced = announced && condition.type_ == READY && condition.status == "True";
+        let interesting = (condition.type_ == READY && !ready_announced)
             || (condition.type_ == STALLED && condition.status == "True");
         if changed && interesting {
             let type_ = if condition.type_ == STALLED {

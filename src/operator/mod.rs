@@ -204,6 +204,17 @@ pub async fn run(
     Ok(())
 }
 
+/// Drops what the controllers never read from a cached object: its managedFields (often the
+/// largest part of a small object) and kubectl's copy of the last applied configuration.
+/// Thousands of JenkinsJobs are kept in memory; this keeps each to what it says.
+fn slim<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
 /// Why the controllers stopped.
 enum Stopped {
     Shutdown,
@@ -234,6 +245,7 @@ fn job_controller(
         Api::<JenkinsJob>::all(client.clone()),
         watcher::Config::default(),
     )
+    .modify(slim)
     .reflect(job_writer)
     .inspect_ok(move |event| observer.observe(event))
     .applied_objects()
@@ -250,6 +262,7 @@ fn job_controller(
         Api::<JenkinsCluster>::all(client),
         watcher::Config::default(),
     )
+    .modify(slim)
     .reflect(cluster_writer)
     .inspect_ok(move |event| {
         if matches!(event, watcher::Event::InitDone) {
@@ -317,6 +330,7 @@ async fn run_controllers(
         Api::<JenkinsCluster>::all(client.clone()),
         watcher::Config::default(),
     )
+    .modify(slim)
     .reflect(writer)
     .inspect_ok(move |event| {
         if matches!(event, watcher::Event::InitDone) {

@@ -502,6 +502,17 @@ async fn a_new_job_costs_one_create_and_one_read_and_an_existing_item_is_taken_o
             format!("PATCH /apis/jenkins.ci/v1alpha1/namespaces/{ns}/jenkinsjobs/second/status"),
         ]
     );
+    // One Event tells of the new job; becoming Ready by that sync needs no second one.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), &ns);
+    let reasons: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("second"))
+        .filter_map(|e| e.reason)
+        .collect();
+    assert_eq!(reasons, vec!["JobsSynced".to_string()]);
 
     // An item that already exists (made by hand, or before a status write was lost) is read,
     // compared and updated to the spec.
