@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::api::{JenkinsCluster, JenkinsJob};
+use crate::api::{JenkinsCluster, JenkinsJob, conditions};
 use crate::build;
 use crate::cluster::labels::{CLUSTER_LABEL, MANAGED_BY};
 use crate::cluster::reconcile::{error_policy, reconcile};
@@ -204,6 +204,26 @@ pub async fn run(
     Ok(())
 }
 
+/// What the JenkinsJobs of a cluster depend on: its spec (generation), whether it is Ready,
+/// and whether it is being deleted. Other changes of the cluster (its status details, and a
+/// relist of the cluster watch that changed nothing) do not reconcile every one of its jobs.
+fn what_jobs_see(cluster: &JenkinsCluster) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let ready = cluster
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, conditions::READY))
+        .map(|c| c.status.clone());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        cluster.metadata.generation,
+        ready,
+        cluster.metadata.deletion_timestamp.is_some(),
+    )
+        .hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 /// Drops what the controllers never read from a cached object: its managedFields (often the
 /// largest part of a small object) and kubectl's copy of the last applied configuration.
 /// Thousands of JenkinsJobs are kept in memory; this keeps each to what it says.
@@ -269,7 +289,8 @@ fn job_controller(
             listed_tx.send_replace(true);
         }
     })
-    .touched_objects();
+    .touched_objects()
+    .predicate_filter(what_jobs_see, PredicateConfig::default());
 
     let controller = Controller::for_stream(job_stream, jobs.clone())
         .with_config(ctx.settings.controller_config());

@@ -18,9 +18,20 @@ use super::scenarios::{
 };
 use super::{Measurement, Options};
 
-/// The cluster the jobs go to, and the namespace they live in (the cluster's own, which it
-/// admits by default).
+/// The (first) cluster the jobs go to, and the namespace they live in (the cluster's own,
+/// which it admits by default).
 const CLUSTER: &str = "ci";
+
+/// The clusters of a cold start: `ci`, then `ci-1`, `ci-2`, ...; job `i` goes to cluster
+/// `i % clusters`, in that cluster's namespace.
+fn cluster_names(clusters: usize) -> Vec<String> {
+    (0..clusters.max(1))
+        .map(|i| match i {
+            0 => CLUSTER.to_string(),
+            i => format!("{CLUSTER}-{i}"),
+        })
+        .collect()
+}
 
 /// Jenkins requests a new job needs: one `createItem` with its config.xml, and one read of the
 /// config.xml Jenkins stored (Jenkins rewrites what it is sent; the hash of what it stores is
@@ -35,9 +46,9 @@ const NO_CONTROLLER: &str = "no JenkinsJob controller on this build (the operato
 pub async fn cold_starts(options: &Options, spec_change: bool) -> anyhow::Result<Vec<Measurement>> {
     let mut results = Vec::new();
     for (index, &count) in options.jobs.iter().enumerate() {
-        let name = format!("(c) {count} JenkinsJobs on 1 cluster, cold start to Synced");
+        let name = row_name(count, 1);
         let change = spec_change && index == 0;
-        match cold_start(options, count, change).await? {
+        match cold_start(options, count, 1, change).await? {
             Some(rows) => results.extend(rows),
             None => {
                 results.push(Measurement::not_available(name, NO_CONTROLLER));
@@ -47,7 +58,26 @@ pub async fn cold_starts(options: &Options, spec_change: bool) -> anyhow::Result
             }
         }
     }
+    // The memory target: thousands of jobs spread over many clusters.
+    if let Some(count) = options.jobs_on_many_clusters {
+        let clusters = options.clusters;
+        match cold_start(options, count, clusters, false).await? {
+            Some(rows) => results.extend(rows),
+            None => results.push(Measurement::not_available(
+                row_name(count, clusters),
+                NO_CONTROLLER,
+            )),
+        }
+    }
     Ok(results)
+}
+
+fn row_name(jobs: usize, clusters: usize) -> String {
+    let clusters = match clusters {
+        1 => "1 cluster".to_string(),
+        n => format!("{n} clusters"),
+    };
+    format!("(c) {jobs} JenkinsJobs on {clusters}, cold start to Synced")
 }
 
 const SPEC_CHANGE: &str = "(e) 1 JenkinsJob spec change to Jenkins config.xml";
@@ -56,21 +86,26 @@ const SPEC_CHANGE: &str = "(e) 1 JenkinsJob spec change to Jenkins config.xml";
 async fn cold_start(
     options: &Options,
     count: usize,
+    cluster_count: usize,
     spec_change: bool,
 ) -> anyhow::Result<Option<Vec<Measurement>>> {
-    let backend = Backend::start(&[CLUSTER.to_string()], options.latency).await?;
+    let names = cluster_names(cluster_count);
+    let backend = Backend::start(&names, options.latency).await?;
 
-    // A Ready cluster, by a first operator process.
+    // Ready clusters, by a first operator process.
     let operator = start_operator(options, &backend).await?;
     let clusters: Api<JenkinsCluster> = Api::all(backend.client.clone());
-    let cluster = serde_json::from_value(json!({
-        "apiVersion": "jenkins.ci/v1alpha1",
-        "kind": "JenkinsCluster",
-        "metadata": {"name": CLUSTER},
-        "spec": {},
-    }))?;
-    clusters.create(&PostParams::default(), &cluster).await?;
-    wait_until_all(clusters, 1, cluster_ready, options.patience).await?;
+    for name in &names {
+        let cluster = serde_json::from_value(json!({
+            "apiVersion": "jenkins.ci/v1alpha1",
+            "kind": "JenkinsCluster",
+            "metadata": {"name": name},
+            "spec": {},
+        }))?;
+        clusters.create(&PostParams::default(), &cluster).await?;
+    }
+    let patience = options.patience * (1 + names.len() as u32 / 20);
+    wait_until_all(clusters, names.len(), cluster_ready, patience).await?;
     settle(&backend, Duration::from_millis(500), options.patience).await;
     let watches_jobs = backend.operator_watches("jenkinsjobs");
     operator.stop().await?;
@@ -80,11 +115,15 @@ async fn cold_start(
 
     // The jobs, while no operator runs.
     let jobs: Api<JenkinsJob> = Api::namespaced(backend.client.clone(), CLUSTER);
-    futures::stream::iter((0..count).map(new_job))
+    let all_jobs: Api<JenkinsJob> = Api::all(backend.client.clone());
+    futures::stream::iter((0..count).map(|i| new_job(i, &names[i % names.len()])))
         .map(|job| {
-            let api = jobs.clone();
+            let client = backend.client.clone();
             async move {
-                api.create(&PostParams::default(), &job?)
+                let job = job?;
+                let api: Api<JenkinsJob> =
+                    Api::namespaced(client, job.metadata.namespace.as_deref().unwrap_or(CLUSTER));
+                api.create(&PostParams::default(), &job)
                     .await
                     .map_err(Into::into)
             }
@@ -99,10 +138,12 @@ async fn cold_start(
     let started = Instant::now();
     let operator = start_operator(options, &backend).await?;
     let patience = options.patience * 10;
-    wait_until_all(jobs.clone(), count, job_synced, patience).await?;
+    wait_until_all(all_jobs, count, job_synced, patience).await?;
     let wall = started.elapsed();
     let counts = backend.counts_since(&mark);
-    let bound = lower_bound(count, options.latency, options.jenkins_concurrency);
+    // Each cluster's Jenkins has its own permits.
+    let concurrency = options.jenkins_concurrency * names.len();
+    let bound = lower_bound(count, options.latency, concurrency);
     let ratio = if bound.is_zero() {
         "no lower bound without latency".to_string()
     } else {
@@ -110,13 +151,13 @@ async fn cold_start(
             "{:.2}x the lower bound {count} x {REQUESTS_PER_JOB} x {} ms / {} = {}",
             wall.as_secs_f64() / bound.as_secs_f64(),
             options.latency.as_millis(),
-            options.jenkins_concurrency,
+            concurrency,
             seconds(bound)
         )
     };
     let per_job = (counts.jenkins_reads + counts.jenkins_writes) as f64 / count as f64;
     let mut rows = vec![measure(
-        &format!("(c) {count} JenkinsJobs on 1 cluster, cold start to Synced"),
+        &row_name(count, names.len()),
         Some(wall),
         &backend,
         &mark,
@@ -187,13 +228,13 @@ fn job_name(index: usize) -> String {
 }
 
 /// A small inline pipeline in the cluster's namespace.
-fn new_job(index: usize) -> anyhow::Result<JenkinsJob> {
+fn new_job(index: usize, cluster: &str) -> anyhow::Result<JenkinsJob> {
     let object = json!({
         "apiVersion": "jenkins.ci/v1alpha1",
         "kind": "JenkinsJob",
-        "metadata": {"name": job_name(index), "namespace": CLUSTER},
+        "metadata": {"name": job_name(index), "namespace": cluster},
         "spec": {
-            "cluster": CLUSTER,
+            "cluster": cluster,
             "pipeline": {
                 "script": "pipeline { agent any\n stages { stage('Build') { \
                            steps { echo 'hi' } } } }",

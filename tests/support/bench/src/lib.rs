@@ -36,6 +36,9 @@ pub struct Options {
     pub clusters: usize,
     /// JenkinsJob counts of scenario (c), one cold start each.
     pub jobs: Vec<usize>,
+    /// A further cold start of (c) with this many JenkinsJobs spread over `clusters`
+    /// clusters (the memory target).
+    pub jobs_on_many_clusters: Option<usize>,
     /// `--resync-seconds` of the operator; scenario (d) waits one period.
     pub resync_seconds: u64,
     /// Requests to one Jenkins the operator may have in flight, for the lower bound of (c);
@@ -57,6 +60,7 @@ impl Options {
             scenarios: vec![Scenario::OneCluster],
             clusters: 1,
             jobs: Vec::new(),
+            jobs_on_many_clusters: None,
             resync_seconds: 10,
             jenkins_concurrency: 4,
             patience: Duration::from_secs(30),

@@ -34,6 +34,11 @@ struct Cli {
     #[arg(long, default_value = "1000,5000", value_delimiter = ',')]
     jobs: Vec<usize>,
 
+    /// JenkinsJobs of a further cold start of (c), spread over `--clusters` clusters (the
+    /// memory target of 100 clusters and 5,000 jobs); 0 skips it.
+    #[arg(long, default_value_t = 5000)]
+    jobs_on_many_clusters: usize,
+
     /// `--resync-seconds` of the operator (at least 10); (d) waits about one period.
     #[arg(long, default_value_t = 10)]
     resync_seconds: u64,
@@ -152,6 +157,7 @@ fn options(cli: &Cli, operator: PathBuf) -> Result<Options, String> {
         scenarios,
         clusters: cli.clusters,
         jobs: cli.jobs.clone(),
+        jobs_on_many_clusters: (cli.jobs_on_many_clusters > 0).then_some(cli.jobs_on_many_clusters),
         resync_seconds: cli.resync_seconds,
         jenkins_concurrency: cli.jenkins_concurrency.max(1),
         patience: Duration::from_secs(cli.patience_seconds),
