@@ -617,7 +617,11 @@ async fn announce(job: &JenkinsJob, ctx: &Context, synced: &Synced) -> bool {
     } else {
         "DriftRepaired"
     };
-    publish(ctx, job, EventType::Normal, reason, &summary).await;
+    // Each sync's changes are news once: no series to aggregate, so not through the recorder.
+    let event = job_event(EventType::Normal, reason, &summary);
+    if let Err(e) = ctx.publish_once(&event, &job.object_ref(&())).await {
+        debug!(error = %e, "failed to publish an event");
+    }
     true
 }
 

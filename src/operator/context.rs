@@ -5,8 +5,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event as EventV1;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::Api;
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::api::PostParams;
+use kube::runtime::events::{EventType, Recorder, Reporter};
 
 use super::jenkins_clients::JenkinsClients;
 use super::metrics::Metrics;
@@ -69,7 +75,11 @@ impl Default for Settings {
 /// Shared state of the controllers.
 pub struct Context {
     pub client: Client,
+    /// Events that may repeat (warnings, condition changes): kube's recorder turns repeats
+    /// within minutes into one Event with a count, and caches each Event for that.
     pub recorder: Recorder,
+    /// Who reports the Events.
+    reporter: Reporter,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub jenkins: JenkinsClients,
@@ -93,10 +103,11 @@ impl Context {
             controller: "jenkins-operator".into(),
             instance: std::env::var("POD_NAME").ok(),
         };
-        let recorder = Recorder::new(client.clone(), reporter);
+        let recorder = Recorder::new(client.clone(), reporter.clone());
         Self {
             client,
             recorder,
+            reporter,
             settings,
             metrics,
             jenkins,
@@ -105,6 +116,56 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             silent_since: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Publishes an Event that does not repeat (for example "created job X"), without the
+    /// recorder's cache: thousands of new JenkinsJobs would otherwise keep thousands of
+    /// Events in memory for minutes, for a series that never comes.
+    pub async fn publish_once(
+        &self,
+        event: &kube::runtime::events::Event,
+        regarding: &ObjectReference,
+    ) -> Result<(), kube::Error> {
+        let now = Timestamp::now();
+        let namespace = regarding
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let subject = regarding
+            .name
+            .clone()
+            .unwrap_or_else(|| self.reporter.controller.clone());
+        let object = EventV1 {
+            metadata: ObjectMeta {
+                name: Some(format!("{subject}.{:x}", now.as_nanosecond())),
+                namespace: Some(namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            event_time: Some(MicroTime(now)),
+            action: Some(event.action.clone()),
+            reason: Some(event.reason.clone()),
+            note: event.note.clone(),
+            regarding: Some(regarding.clone()),
+            related: event.secondary.clone(),
+            reporting_controller: Some(self.reporter.controller.clone()),
+            reporting_instance: Some(
+                self.reporter
+                    .instance
+                    .clone()
+                    .unwrap_or_else(|| self.reporter.controller.clone()),
+            ),
+            type_: Some(
+                match event.type_ {
+                    EventType::Normal => "Normal",
+                    EventType::Warning => "Warning",
+                }
+                .into(),
+            ),
+            ..EventV1::default()
+        };
+        let api: Api<EventV1> = Api::namespaced(self.client.clone(), &namespace);
+        api.create(&PostParams::default(), &object).await?;
+        Ok(())
     }
 
     /// Records one more failure of `key` and returns how long to wait before the next try:
