@@ -4,7 +4,8 @@
 //! The controller's watch tells the index which resources changed ([`NameIndex::observe`]);
 //! a reconcile brings the entries of its cluster up to date ([`NameIndex::claimants`]) by
 //! planning only those, and then looks its own names up. A change of the cluster's spec
-//! (environments, branches) plans all of that cluster's resources again, once. A relist of the watch drops the entries of resources that
+//! (environments, branches), or a cluster created again under its name, plans all of that
+//! cluster's resources again, once. A relist of the watch drops the entries of resources that
 //! disappeared while the watch was down, and plans the others again once the controller's store
 //! holds what the relist showed.
 //!
@@ -35,11 +36,15 @@ struct Inner {
     entries: HashMap<Key, Entry>,
     /// Lowercase full name -> the resources producing it, per cluster.
     by_name: HashMap<(String, String), BTreeSet<Key>>,
-    /// The cluster generation the entries of each cluster were planned at.
-    planned_at: HashMap<String, Option<i64>>,
+    /// The cluster (uid and generation) the entries of each cluster name were planned for.
+    planned_at: HashMap<String, Planned>,
     /// Resources seen during a relist that has not finished, with the cluster each targets.
     relisting: Option<HashMap<Key, String>>,
 }
+
+/// Which cluster of a name, at which generation: a cluster deleted and created again under its
+/// name starts again at generation 1, with a new uid and possibly other environments.
+type Planned = (Option<String>, Option<i64>);
 
 struct Entry {
     cluster: String,
@@ -119,8 +124,8 @@ impl Inner {
     /// Plans the changed resources of `cluster` (all of them when its spec changed).
     fn refresh(&mut self, jobs: &Store<JenkinsJob>, cluster: &JenkinsCluster) {
         let name = cluster.name_any();
-        let generation = cluster.metadata.generation;
-        if self.planned_at.get(&name) != Some(&generation) {
+        let planned = (cluster.metadata.uid.clone(), cluster.metadata.generation);
+        if self.planned_at.get(&name) != Some(&planned) {
             let stale: Vec<Key> = self
                 .entries
                 .iter()
@@ -128,7 +133,7 @@ impl Inner {
                 .map(|(k, _)| k.clone())
                 .collect();
             self.dirty.entry(name.clone()).or_default().extend(stale);
-            self.planned_at.insert(name.clone(), generation);
+            self.planned_at.insert(name.clone(), planned);
         }
         let Some(dirty) = self.dirty.remove(&name) else {
             return;
@@ -254,6 +259,12 @@ mod tests {
     use serde_json::json;
 
     fn cluster(generation: i64, environments: &[&str]) -> JenkinsCluster {
+        cluster_with_uid("ci-1", generation, environments)
+    }
+
+    /// The cluster `ci` as created with `uid` (a cluster deleted and created again under the
+    /// same name gets a new uid, and starts again at generation 1).
+    fn cluster_with_uid(uid: &str, generation: i64, environments: &[&str]) -> JenkinsCluster {
         let environments: Vec<_> = environments
             .iter()
             .map(|e| json!({"name": e, "namespace": format!("ci-{e}")}))
@@ -261,7 +272,7 @@ mod tests {
         serde_json::from_value(json!({
             "apiVersion": "jenkins.ci/v1alpha1",
             "kind": "JenkinsCluster",
-            "metadata": {"name": "ci", "generation": generation},
+            "metadata": {"name": "ci", "uid": uid, "generation": generation},
             "spec": {"environments": environments},
         }))
         .expect("a JenkinsCluster")
@@ -416,6 +427,26 @@ mod tests {
         assert_eq!(f.claimants(&with_dev, &b), vec!["ci/deploy".to_string()]);
         let names = f.index.names_of(&a).expect("planned again");
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn a_cluster_created_again_under_its_name_plans_its_resources_again() {
+        let mut f = Fixture::new();
+        let a = job("ci", "deploy", "ci", json!({"environments": ["dev"]}));
+        let b = job(
+            "team",
+            "deploy",
+            "ci",
+            json!({"environments": ["dev"], "folder": "ci"}),
+        );
+        f.event(Event::Apply(a.clone()));
+        f.event(Event::Apply(b.clone()));
+        let _ = f.index.claimants(&f.store, &cluster(1, &[]), &b, &[]);
+        assert_eq!(f.index.names_of(&a), Some(Vec::new()));
+
+        // Deleted and created again with the environment: a new uid, generation 1 again.
+        let again = cluster_with_uid("ci-2", 1, &["dev"]);
+        assert_eq!(f.claimants(&again, &b), vec!["ci/deploy".to_string()]);
     }
 
     #[test]
