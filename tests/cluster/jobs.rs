@@ -43,6 +43,20 @@ impl JenkinsView {
         JenkinsView::Real(JenkinsClient::new(config).expect("a client"))
     }
 
+    /// A client logged in as the cluster's administrator, to change Jenkins by hand.
+    async fn admin(&self, env: &Env, cluster: &JenkinsCluster) -> JenkinsClient {
+        match self {
+            JenkinsView::Emulated(jenkins) => {
+                let admin = read_admin_credentials(&env.client, cluster)
+                    .await
+                    .expect("admin credentials");
+                let config = JenkinsConfig::new(jenkins.url(), admin.username, admin.password);
+                JenkinsClient::new(config).expect("a client")
+            }
+            JenkinsView::Real(client) => client.clone(),
+        }
+    }
+
     fn emulator(&self) -> Option<&JenkinsEmulator> {
         match self {
             JenkinsView::Emulated(jenkins) => Some(jenkins),
@@ -939,4 +953,35 @@ async fn deleting_the_losing_resource_of_a_conflict_keeps_the_winners_job() {
         "the winner's job survives the loser's deletion"
     );
     wait_synced(&env, &a, "app").await;
+}
+
+#[tokio::test]
+async fn a_job_deleted_in_jenkins_is_created_again_at_the_next_resync() {
+    let mut env = Env::without_operator().await;
+    // Far away: the job must come back before it, at the next resync.
+    env.settings.job_drift_check = std::time::Duration::from_secs(3600);
+    env.start_operator().await;
+    let (cluster, jenkins) = ready_cluster(&env, "cluster-minimal.yaml").await;
+    let ns = cluster_ns(&cluster);
+    create_job(&env, &inline_job("lost", &ns, &cluster)).await;
+    wait_synced(&env, &ns, "lost").await;
+
+    // Deleted in the UI, or lost with Jenkins' home: the status still records the job.
+    let full_name = format!("{ns}/lost");
+    let path = JobPath::parse(&full_name).expect("a job path");
+    jenkins
+        .admin(&env, &cluster)
+        .await
+        .delete_job(&path)
+        .await
+        .expect("delete the job by hand");
+    assert_eq!(jenkins.config(&full_name).await, None);
+
+    let xml = eventually("the job to be created again", || async {
+        jenkins.config(&full_name).await
+    })
+    .await;
+    assert_eq!(texts(&xml, "script"), vec!["echo 'hi'".to_string()]);
+    let synced = wait_synced(&env, &ns, "lost").await;
+    assert_eq!(synced.status.expect("status").job_count, Some(1));
 }
