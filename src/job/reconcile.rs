@@ -762,10 +762,20 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
             return Ok(Action::await_change());
         }
     };
+    // Only jobs recorded in this cluster's Jenkins: after a move to another cluster that was
+    // not synced yet, the status still lists the old cluster's jobs.
+    let base_url = jenkins_url(&cluster);
+    let here: Vec<GeneratedJobStatus> = status
+        .jobs
+        .iter()
+        .filter(|j| sync::recorded_in(j, &base_url))
+        .cloned()
+        .collect();
+
     // A job another JenkinsJob still declares is not ours to delete: two resources created at
     // the same moment may both have recorded it before either saw the other, and the one
     // that lost the name conflict must not take the winner's job (and history) along.
-    let recorded: Vec<String> = status.jobs.iter().map(|j| j.full_name.clone()).collect();
+    let recorded: Vec<String> = here.iter().map(|j| j.full_name.clone()).collect();
     let others = jctx.names.claimants(&jctx.jobs, &cluster, job, &recorded);
     let mut declared_elsewhere: Vec<String> = Vec::new();
     for other in &others {
@@ -782,7 +792,7 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         }
     }
     let (shared, ours): (Vec<GeneratedJobStatus>, Vec<GeneratedJobStatus>) =
-        status.jobs.iter().cloned().partition(|recorded| {
+        here.into_iter().partition(|recorded| {
             declared_elsewhere
                 .iter()
                 .any(|name| same_item(name, &recorded.full_name))

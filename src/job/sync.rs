@@ -203,9 +203,23 @@ impl Synced {
     }
 }
 
-/// Brings Jenkins in line with `plan`. `recorded` is the status of the previous sync;
-/// `drift_check` reads every job's live config.xml even when its hash is unchanged;
-/// `base_url` is the cluster's Jenkins URL for the status.
+/// Whether a job of the status was recorded in the Jenkins at `base_url` (the cluster's
+/// in-cluster URL, whose host names the cluster). After a JenkinsJob moved to another cluster
+/// its status still lists the jobs of the old one: in the new Jenkins, items of those names are
+/// not this resource's to compare, keep or delete. A prefix change keeps the host.
+pub fn recorded_in(job: &GeneratedJobStatus, base_url: &str) -> bool {
+    let origin = |url: &str| url::Url::parse(url).ok().map(|u| u.origin());
+    match job.url.as_deref() {
+        Some(url) => origin(url).is_some_and(|o| Some(o) == origin(base_url)),
+        // Not written by a sync (one always records the URL): nothing says where it is.
+        None => false,
+    }
+}
+
+/// Brings Jenkins in line with `plan`. `recorded` is the status of the previous sync (only its
+/// jobs recorded in this Jenkins count, see [`recorded_in`]); `drift_check` reads every job's
+/// live config.xml even when its hash is unchanged; `base_url` is the cluster's Jenkins URL for
+/// the status.
 pub async fn sync(
     jenkins: &Throttled<'_>,
     plan: &JobPlan,
@@ -213,8 +227,14 @@ pub async fn sync(
     drift_check: bool,
     base_url: &str,
 ) -> Result<Synced, JenkinsError> {
-    let previous: BTreeMap<&str, &GeneratedJobStatus> =
-        recorded.iter().map(|j| (j.full_name.as_str(), j)).collect();
+    let recorded: Vec<&GeneratedJobStatus> = recorded
+        .iter()
+        .filter(|j| recorded_in(j, base_url))
+        .collect();
+    let previous: BTreeMap<&str, &GeneratedJobStatus> = recorded
+        .iter()
+        .map(|j| (j.full_name.as_str(), *j))
+        .collect();
     let folder = JobPath::new(plan.folder.iter().cloned())?;
     let mut folder_ready = false;
     let mut out = Synced::default();
@@ -400,4 +420,32 @@ pub async fn delete_all(
         deleted.push(job.full_name.clone());
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(url: Option<&str>) -> GeneratedJobStatus {
+        GeneratedJobStatus {
+            full_name: "team/app".into(),
+            url: url.map(String::from),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_job_is_recorded_in_the_jenkins_of_its_url_whatever_the_prefix() {
+        let base = "http://ci.ci.svc:8080/";
+        let here = recorded(Some("http://ci.ci.svc:8080/job/team/job/app/"));
+        assert!(recorded_in(&here, base));
+        assert!(recorded_in(&here, "http://ci.ci.svc:8080/jenkins/"));
+
+        let elsewhere = recorded(Some("http://other.ci.svc:8080/job/team/job/app/"));
+        assert!(!recorded_in(&elsewhere, base));
+        let longer_name = recorded(Some("http://ci.ci.svc.example:8080/job/team/job/app/"));
+        assert!(!recorded_in(&longer_name, base));
+        assert!(!recorded_in(&recorded(Some("not a url")), base));
+        assert!(!recorded_in(&recorded(None), base));
+    }
 }

@@ -985,3 +985,179 @@ async fn a_job_deleted_in_jenkins_is_created_again_at_the_next_resync() {
     let synced = wait_synced(&env, &ns, "lost").await;
     assert_eq!(synced.status.expect("status").job_count, Some(1));
 }
+
+/// Two Ready clusters `first` and `second` living in one namespace (so both admit the
+/// JenkinsJobs there), with their emulated Jenkins; `None` on a real cluster.
+async fn two_clusters(env: &Env) -> Option<[(JenkinsCluster, Arc<JenkinsEmulator>); 2]> {
+    let shared = env.name("shared-ci");
+    let mut clusters = Vec::new();
+    for base in ["first", "second"] {
+        let mut cluster = env.example_cluster("cluster-minimal.yaml");
+        cluster.metadata.name = Some(env.name(base));
+        cluster.spec.namespace = Some(shared.clone());
+        let jenkins = env.jenkins_or_skip(&cluster.name_any(), "two Jenkins")?;
+        clusters.push((create_and_wait_ready(env, &cluster).await, jenkins));
+    }
+    clusters.try_into().ok()
+}
+
+#[tokio::test]
+async fn a_job_moved_to_another_cluster_is_created_there_at_once() {
+    let mut env = Env::without_operator().await;
+    env.settings.job_drift_check = std::time::Duration::from_secs(3600);
+    env.start_operator().await;
+    let Some([(first, _), (second, to)]) = two_clusters(&env).await else {
+        return;
+    };
+    let ns = cluster_ns(&first);
+    create_job(&env, &inline_job("mover", &ns, &first)).await;
+    wait_synced(&env, &ns, "mover").await;
+
+    patch_job(
+        &env,
+        &ns,
+        "mover",
+        json!({"spec": {"cluster": second.name_any()}}),
+    )
+    .await;
+    let full_name = format!("{ns}/mover");
+    eventually("the job in the second cluster's Jenkins", || async {
+        to.job_config(&full_name)
+    })
+    .await;
+    let synced = wait_synced(&env, &ns, "mover").await;
+    let url = synced.status.expect("status").jobs[0].url.clone();
+    assert!(
+        url.as_deref()
+            .is_some_and(|u| u.contains(&second.name_any())),
+        "{url:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "a move to another cluster leaves the jobs in the old Jenkins (still triggered by \
+            their cron): nothing cleans up the old cluster (README, limits)"]
+async fn a_job_moved_to_another_cluster_leaves_nothing_in_the_old_one() {
+    let env = Env::start().await;
+    let Some([(first, from), (second, to)]) = two_clusters(&env).await else {
+        return;
+    };
+    let ns = cluster_ns(&first);
+    create_job(&env, &inline_job("mover", &ns, &first)).await;
+    wait_synced(&env, &ns, "mover").await;
+    let full_name = format!("{ns}/mover");
+    assert!(from.job_config(&full_name).is_some());
+
+    patch_job(
+        &env,
+        &ns,
+        "mover",
+        json!({"spec": {"cluster": second.name_any()}}),
+    )
+    .await;
+    eventually("the job only in the second cluster's Jenkins", || async {
+        (to.job_config(&full_name).is_some() && from.job_config(&full_name).is_none()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_job_moved_and_renamed_deletes_nothing_it_did_not_make_in_the_new_cluster() {
+    let env = Env::start().await;
+    let Some([(first, _), (second, to)]) = two_clusters(&env).await else {
+        return;
+    };
+    let ns = cluster_ns(&first);
+    create_job(&env, &inline_job("app", &ns, &first)).await;
+    wait_synced(&env, &ns, "app").await;
+
+    // The second Jenkins has a job of that name, made by hand, with its own history.
+    let full_name = format!("{ns}/app");
+    let by_hand = JenkinsView::Emulated(to.clone()).admin(&env, &second).await;
+    let xml = to.job_config(&full_name);
+    assert_eq!(xml, None);
+    let folder = JobPath::parse(&ns).expect("a folder path");
+    by_hand.ensure_folder(&folder).await.expect("the folder");
+    let ours = JenkinsView::of(&env, &first).await;
+    let config = ours.config(&full_name).await.expect("the job in the first");
+    let path = JobPath::parse(&full_name).expect("a job path");
+    by_hand
+        .create_job(&path, &config)
+        .await
+        .expect("create by hand");
+
+    // Moved and given another folder in one edit.
+    patch_job(
+        &env,
+        &ns,
+        "app",
+        json!({"spec": {"cluster": second.name_any(), "folder": env.name("moved")}}),
+    )
+    .await;
+    let synced = wait_synced(&env, &ns, "app").await;
+    assert_eq!(
+        synced.status.expect("status").jobs[0].full_name,
+        format!("{}/app", env.name("moved"))
+    );
+    assert!(
+        to.job_config(&full_name).is_some(),
+        "the job made by hand in the second Jenkins was deleted"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_job_deletes_nothing_its_status_recorded_in_another_cluster() {
+    let mut env = Env::without_operator().await;
+    // No resync rewrites the status between the test's write and the deletion.
+    env.settings.resync = std::time::Duration::from_secs(3600);
+    env.start_operator().await;
+    let Some([(first, from), (second, to)]) = two_clusters(&env).await else {
+        return;
+    };
+    let ns = cluster_ns(&first);
+    create_job(&env, &inline_job("app", &ns, &first)).await;
+    let in_first = wait_synced(&env, &ns, "app").await;
+
+    // The second Jenkins has a job of that name, made by hand.
+    let full_name = format!("{ns}/app");
+    let by_hand = JenkinsView::Emulated(to.clone()).admin(&env, &second).await;
+    let folder = JobPath::parse(&ns).expect("a folder path");
+    by_hand.ensure_folder(&folder).await.expect("the folder");
+    let config = from.job_config(&full_name).expect("the job in the first");
+    let path = JobPath::parse(&full_name).expect("a job path");
+    by_hand
+        .create_job(&path, &config)
+        .await
+        .expect("create by hand");
+
+    // Moved while the second Jenkins refuses: the status still records the first's job.
+    to.inject(Fault::FailNext {
+        path_prefix: "/job/".into(),
+        count: u32::MAX,
+        status: 503,
+    });
+    patch_job(
+        &env,
+        &ns,
+        "app",
+        json!({"spec": {"cluster": second.name_any()}}),
+    )
+    .await;
+    let moving = wait_condition(&env, &ns, "app", "Synced", "False", "JenkinsStarting").await;
+    assert_eq!(
+        moving.status.expect("status").jobs,
+        in_first.status.expect("status").jobs
+    );
+
+    // Deleted then; the second Jenkins answers again.
+    let api: Api<JenkinsJob> = Api::namespaced(env.client.clone(), &ns);
+    api.delete("app", &DeleteParams::default())
+        .await
+        .expect("delete the JenkinsJob");
+    to.clear_faults();
+    wait_gone(&api, "app").await;
+    assert!(
+        to.job_config(&full_name).is_some(),
+        "the job made by hand in the second Jenkins was deleted"
+    );
+}
