@@ -1161,3 +1161,59 @@ async fn deleting_a_job_deletes_nothing_its_status_recorded_in_another_cluster()
         "the job made by hand in the second Jenkins was deleted"
     );
 }
+
+#[tokio::test]
+async fn a_rotated_admin_password_is_read_again_without_a_failed_reconcile() {
+    let mut env = Env::without_operator().await;
+    // Only the job's own change starts a reconcile: no resync of the cluster reads the Secret.
+    env.settings.resync = std::time::Duration::from_secs(3600);
+    env.start_operator().await;
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let Some(emulator) = env.jenkins_or_skip(&cluster.name_any(), "password rotation") else {
+        return;
+    };
+    let cluster = create_and_wait_ready(&env, &cluster).await;
+    let ns = cluster_ns(&cluster);
+    create_job(&env, &inline_job("steady", &ns, &cluster)).await;
+    wait_synced(&env, &ns, "steady").await;
+
+    // A new password in the admin Secret, which Jenkins read when its pod restarted (evicted,
+    // say: the Deployment did not change).
+    let admin = read_admin_credentials(&env.client, &cluster)
+        .await
+        .expect("admin credentials");
+    let secret_name = format!("{}-admin", cluster.name_any());
+    Api::<Secret>::namespaced(env.client.clone(), &ns)
+        .patch(
+            &secret_name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"password": "rotated-pa55"}})),
+        )
+        .await
+        .expect("rotate the password");
+    emulator.add_user(&admin.username, "rotated-pa55");
+
+    patch_job(
+        &env,
+        &ns,
+        "steady",
+        json!({"spec": {"description": "after the rotation"}}),
+    )
+    .await;
+    wait_synced(&env, &ns, "steady").await;
+    let xml = emulator
+        .job_config(&format!("{ns}/steady"))
+        .expect("the job");
+    assert_eq!(texts(&xml, "description")[0], "after the rotation");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), &ns);
+    let warnings: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("steady"))
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .map(|e| format!("{:?}: {:?}", e.reason, e.note))
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:#?}");
+}
