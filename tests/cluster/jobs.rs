@@ -1217,3 +1217,25 @@ async fn a_rotated_admin_password_is_read_again_without_a_failed_reconcile() {
         .collect();
     assert!(warnings.is_empty(), "{warnings:#?}");
 }
+
+#[tokio::test]
+async fn a_job_waiting_for_its_cluster_is_synced_when_it_becomes_ready_and_deleted_at_once() {
+    let mut env = Env::without_operator().await;
+    // Only watch events start reconciles: the cluster's, not a resync.
+    env.settings.resync = std::time::Duration::from_secs(3600);
+    env.start_operator().await;
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let ns = cluster_ns(&cluster);
+    create_namespace(&env, &ns, &[]).await;
+    create_job(&env, &inline_job("early", &ns, &cluster)).await;
+    wait_condition(&env, &ns, "early", "Synced", "False", "ClusterNotFound").await;
+
+    let cluster = create_and_wait_ready(&env, &cluster).await;
+    wait_synced(&env, &ns, "early").await;
+    let jenkins = JenkinsView::of(&env, &cluster).await;
+    assert!(jenkins.config(&format!("{ns}/early")).await.is_some());
+
+    // The deletion reaches the finalizer through the watch too (it bumps the generation).
+    delete_job(&env, &ns, "early").await;
+    assert_eq!(jenkins.config(&format!("{ns}/early")).await, None);
+}
