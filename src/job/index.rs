@@ -4,8 +4,10 @@
 //! The controller's watch tells the index which resources changed ([`NameIndex::observe`]);
 //! a reconcile brings the entries of its cluster up to date ([`NameIndex::claimants`]) by
 //! planning only those, and then looks its own names up. A change of the cluster's spec
-//! (environments, branches) plans all of that cluster's resources again, once. A relist of the
-//! watch drops the entries of resources that disappeared while the watch was down.
+//! (environments, branches), or a cluster created again under its name, plans all of that
+//! cluster's resources again, once. A relist of the watch drops the entries of resources that
+//! disappeared while the watch was down, and plans the others again once the controller's store
+//! holds what the relist showed.
 //!
 //! Names are compared as Jenkins does, without regard to case.
 
@@ -34,11 +36,15 @@ struct Inner {
     entries: HashMap<Key, Entry>,
     /// Lowercase full name -> the resources producing it, per cluster.
     by_name: HashMap<(String, String), BTreeSet<Key>>,
-    /// The cluster generation the entries of each cluster were planned at.
-    planned_at: HashMap<String, Option<i64>>,
-    /// Resources seen during a relist that has not finished.
-    relisting: Option<HashSet<Key>>,
+    /// The cluster (uid and generation) the entries of each cluster name were planned for.
+    planned_at: HashMap<String, Planned>,
+    /// Resources seen during a relist that has not finished, with the cluster each targets.
+    relisting: Option<HashMap<Key, String>>,
 }
+
+/// Which cluster of a name, at which generation: a cluster deleted and created again under its
+/// name starts again at generation 1, with a new uid and possibly other environments.
+type Planned = (Option<String>, Option<i64>);
 
 struct Entry {
     cluster: String,
@@ -77,9 +83,6 @@ impl Inner {
         {
             self.unlink(&key);
         }
-        if let Some(seen) = &mut self.relisting {
-            seen.insert(key.clone());
-        }
         self.dirty.entry(cluster.clone()).or_default().insert(key);
     }
 
@@ -91,27 +94,38 @@ impl Inner {
         }
     }
 
-    /// After a relist: forget whatever the relist did not show.
-    fn relisted(&mut self, seen: &HashSet<Key>) {
+    /// After a relist, once the controller's store holds what it showed: forget whatever the
+    /// relist did not show, and plan again what it showed. The marks wait until now because
+    /// until the relist is done the store still holds the objects from before it, and a
+    /// reconcile planning from it meanwhile would settle the relisted resources with their old
+    /// specs (or, for one that moved to this cluster, skip it as not yet moved).
+    fn relisted(&mut self, seen: HashMap<Key, String>) {
         let gone: Vec<Key> = self
             .entries
             .keys()
-            .filter(|k| !seen.contains(*k))
+            .filter(|k| !seen.contains_key(*k))
             .cloned()
             .collect();
         for key in gone {
             self.unlink(&key);
         }
         for keys in self.dirty.values_mut() {
-            keys.retain(|k| seen.contains(k));
+            keys.retain(|k| seen.contains_key(k));
+        }
+        for (key, cluster) in seen {
+            // A resource that moved to another cluster leaves its old one at once.
+            if self.entries.get(&key).is_some_and(|e| e.cluster != cluster) {
+                self.unlink(&key);
+            }
+            self.dirty.entry(cluster).or_default().insert(key);
         }
     }
 
     /// Plans the changed resources of `cluster` (all of them when its spec changed).
     fn refresh(&mut self, jobs: &Store<JenkinsJob>, cluster: &JenkinsCluster) {
         let name = cluster.name_any();
-        let generation = cluster.metadata.generation;
-        if self.planned_at.get(&name) != Some(&generation) {
+        let planned = (cluster.metadata.uid.clone(), cluster.metadata.generation);
+        if self.planned_at.get(&name) != Some(&planned) {
             let stale: Vec<Key> = self
                 .entries
                 .iter()
@@ -119,7 +133,7 @@ impl Inner {
                 .map(|(k, _)| k.clone())
                 .collect();
             self.dirty.entry(name.clone()).or_default().extend(stale);
-            self.planned_at.insert(name.clone(), generation);
+            self.planned_at.insert(name.clone(), planned);
         }
         let Some(dirty) = self.dirty.remove(&name) else {
             return;
@@ -177,11 +191,16 @@ impl NameIndex {
         match event {
             watcher::Event::Apply(job) => inner.changed(job),
             watcher::Event::Delete(job) => inner.removed(job),
-            watcher::Event::Init => inner.relisting = Some(HashSet::new()),
-            watcher::Event::InitApply(job) => inner.changed(job),
+            watcher::Event::Init => inner.relisting = Some(HashMap::new()),
+            watcher::Event::InitApply(job) => match &mut inner.relisting {
+                Some(seen) => {
+                    seen.insert(key_of(job), job.spec.cluster.clone());
+                }
+                None => inner.changed(job),
+            },
             watcher::Event::InitDone => {
                 if let Some(seen) = inner.relisting.take() {
-                    inner.relisted(&seen);
+                    inner.relisted(seen);
                 }
             }
         }
@@ -240,6 +259,12 @@ mod tests {
     use serde_json::json;
 
     fn cluster(generation: i64, environments: &[&str]) -> JenkinsCluster {
+        cluster_with_uid("ci-1", generation, environments)
+    }
+
+    /// The cluster `ci` as created with `uid` (a cluster deleted and created again under the
+    /// same name gets a new uid, and starts again at generation 1).
+    fn cluster_with_uid(uid: &str, generation: i64, environments: &[&str]) -> JenkinsCluster {
         let environments: Vec<_> = environments
             .iter()
             .map(|e| json!({"name": e, "namespace": format!("ci-{e}")}))
@@ -247,7 +272,7 @@ mod tests {
         serde_json::from_value(json!({
             "apiVersion": "jenkins.ci/v1alpha1",
             "kind": "JenkinsCluster",
-            "metadata": {"name": "ci", "generation": generation},
+            "metadata": {"name": "ci", "uid": uid, "generation": generation},
             "spec": {"environments": environments},
         }))
         .expect("a JenkinsCluster")
@@ -402,5 +427,68 @@ mod tests {
         assert_eq!(f.claimants(&with_dev, &b), vec!["ci/deploy".to_string()]);
         let names = f.index.names_of(&a).expect("planned again");
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn a_cluster_created_again_under_its_name_plans_its_resources_again() {
+        let mut f = Fixture::new();
+        let a = job("ci", "deploy", "ci", json!({"environments": ["dev"]}));
+        let b = job(
+            "team",
+            "deploy",
+            "ci",
+            json!({"environments": ["dev"], "folder": "ci"}),
+        );
+        f.event(Event::Apply(a.clone()));
+        f.event(Event::Apply(b.clone()));
+        let _ = f.index.claimants(&f.store, &cluster(1, &[]), &b, &[]);
+        assert_eq!(f.index.names_of(&a), Some(Vec::new()));
+
+        // Deleted and created again with the environment: a new uid, generation 1 again.
+        let again = cluster_with_uid("ci-2", 1, &["dev"]);
+        assert_eq!(f.claimants(&again, &b), vec!["ci/deploy".to_string()]);
+    }
+
+    #[test]
+    fn a_reconcile_during_a_relist_leaves_what_the_relist_showed_to_be_planned() {
+        let mut f = Fixture::new();
+        let ci = cluster(1, &[]);
+        let a = in_folder("ci", "build", "ci", "shared");
+        let b = in_folder("team", "build", "ci", "own");
+        f.event(Event::Apply(a.clone()));
+        f.event(Event::Apply(b.clone()));
+        assert!(f.claimants(&ci, &a).is_empty());
+
+        // While the watch was down, b moved into a's folder. The store shows the relisted
+        // objects only once the relist is done; a reconcile before that plans from the store.
+        f.event(Event::Init);
+        f.event(Event::InitApply(a.clone()));
+        f.event(Event::InitApply(in_folder("team", "build", "ci", "shared")));
+        assert!(
+            f.claimants(&ci, &a).is_empty(),
+            "the store is not relisted yet"
+        );
+        f.event(Event::InitDone);
+        assert_eq!(f.claimants(&ci, &a), vec!["team/build".to_string()]);
+    }
+
+    #[test]
+    fn a_move_to_another_cluster_seen_in_a_relist_is_planned_in_the_new_cluster() {
+        let mut f = Fixture::new();
+        let ci = cluster(1, &[]);
+        let a = in_folder("ci", "build", "ci", "shared");
+        let b = in_folder("team", "build", "elsewhere", "shared");
+        f.event(Event::Apply(a.clone()));
+        f.event(Event::Apply(b.clone()));
+        assert!(f.claimants(&ci, &a).is_empty());
+
+        // While the watch was down, b moved to cluster ci; a reconcile of ci runs before the
+        // relist is done.
+        f.event(Event::Init);
+        f.event(Event::InitApply(a.clone()));
+        f.event(Event::InitApply(in_folder("team", "build", "ci", "shared")));
+        let _ = f.claimants(&ci, &a);
+        f.event(Event::InitDone);
+        assert_eq!(f.claimants(&ci, &a), vec!["team/build".to_string()]);
     }
 }

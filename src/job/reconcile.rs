@@ -379,35 +379,44 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         release_credential(job, &old, &jctx.jobs, ctx).await?;
     }
 
-    // Jenkins: create, update, repair and delete jobs.
-    let jenkins = match ctx.jenkins.cached_client(&ctx.client, &cluster).await {
-        Ok(client) => client,
-        Err(AccessError::ReadSecret { secret, source }) => {
-            return Err(Error::Kube {
-                action: "read",
-                object: format!("Secret {secret}"),
-                source,
-            });
-        }
-        Err(error) => {
-            let verdict = Verdict::stalled("JenkinsAccess", error.to_string());
-            report(job, ctx, &verdict, None).await?;
-            return Ok(Action::requeue(settings.progress_poll));
-        }
-    };
-    let throttled = Throttled::new(jenkins, ctx.jenkins.permits(cluster_name), &ctx.metrics);
+    // Jenkins: create, update, repair and delete jobs, with the cluster's cached client. One
+    // that Jenkins refuses (401) was made before the admin password changed: the Secret is read
+    // again and the sync tried once more before it counts as a failure.
     let old = job.status.clone().unwrap_or_default();
     let uid = job.uid().unwrap_or_default();
     let drift_check = jctx.drift_checks.due(&uid, settings.job_drift_check);
     let base_url = jenkins_url(&cluster);
-    let synced = sync::sync(&throttled, &plan, &old.jobs, drift_check, &base_url).await;
+    let mut read_again = false;
+    let synced = loop {
+        let jenkins = match ctx.jenkins.cached_client(&ctx.client, &cluster).await {
+            Ok(client) => client,
+            Err(AccessError::ReadSecret { secret, source }) => {
+                return Err(Error::Kube {
+                    action: "read",
+                    object: format!("Secret {secret}"),
+                    source,
+                });
+            }
+            Err(error) => {
+                let verdict = Verdict::stalled("JenkinsAccess", error.to_string());
+                report(job, ctx, &verdict, None).await?;
+                return Ok(Action::requeue(settings.progress_poll));
+            }
+        };
+        let throttled = Throttled::new(jenkins, ctx.jenkins.permits(cluster_name), &ctx.metrics);
+        let synced = sync::sync(&throttled, &plan, &old.jobs, drift_check, &base_url).await;
+        if matches!(synced, Err(JenkinsError::Unauthorized { .. })) {
+            ctx.jenkins.forget(&cluster);
+            if !read_again {
+                read_again = true;
+                continue;
+            }
+        }
+        break synced;
+    };
     let synced = match synced {
         Ok(synced) => synced,
         Err(error) => {
-            if matches!(error, JenkinsError::Unauthorized { .. }) {
-                // The admin password may have changed: read the Secret again next time.
-                ctx.jenkins.forget(&cluster);
-            }
             let verdict = jenkins_verdict(&error);
             report(job, ctx, &verdict, None).await?;
             return Err(Error::Jenkins(error));
@@ -751,25 +760,20 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         info!("the cluster is gone or going; nothing to delete in Jenkins");
         return Ok(Action::await_change());
     };
-    let jenkins = match ctx.jenkins.cached_client(&ctx.client, &cluster).await {
-        Ok(client) => client,
-        Err(AccessError::ReadSecret { secret, source }) => {
-            return Err(Error::Kube {
-                action: "read",
-                object: format!("Secret {secret}"),
-                source,
-            });
-        }
-        Err(AccessError::Client(error)) => return Err(Error::Jenkins(error)),
-        Err(error) => {
-            warn!(error = %error, "cannot reach Jenkins to delete the jobs; leaving them");
-            return Ok(Action::await_change());
-        }
-    };
+    // Only jobs recorded in this cluster's Jenkins: after a move to another cluster that was
+    // not synced yet, the status still lists the old cluster's jobs.
+    let base_url = jenkins_url(&cluster);
+    let here: Vec<GeneratedJobStatus> = status
+        .jobs
+        .iter()
+        .filter(|j| sync::recorded_in(j, &base_url))
+        .cloned()
+        .collect();
+
     // A job another JenkinsJob still declares is not ours to delete: two resources created at
     // the same moment may both have recorded it before either saw the other, and the one
     // that lost the name conflict must not take the winner's job (and history) along.
-    let recorded: Vec<String> = status.jobs.iter().map(|j| j.full_name.clone()).collect();
+    let recorded: Vec<String> = here.iter().map(|j| j.full_name.clone()).collect();
     let others = jctx.names.claimants(&jctx.jobs, &cluster, job, &recorded);
     let mut declared_elsewhere: Vec<String> = Vec::new();
     for other in &others {
@@ -786,7 +790,7 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         }
     }
     let (shared, ours): (Vec<GeneratedJobStatus>, Vec<GeneratedJobStatus>) =
-        status.jobs.iter().cloned().partition(|recorded| {
+        here.into_iter().partition(|recorded| {
             declared_elsewhere
                 .iter()
                 .any(|name| same_item(name, &recorded.full_name))
@@ -795,15 +799,35 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         let names: Vec<&str> = shared.iter().map(|j| j.full_name.as_str()).collect();
         info!(jobs = ?names, "leaving the jobs another JenkinsJob declares");
     }
-    let throttled = Throttled::new(jenkins, ctx.jenkins.permits(cluster_name), &ctx.metrics);
-    let deleted = match sync::delete_all(&throttled, &ours).await {
-        Ok(deleted) => deleted,
-        Err(error) => {
-            if matches!(error, JenkinsError::Unauthorized { .. }) {
-                ctx.jenkins.forget(&cluster);
+    // With the cached client, and the Secret read again once if Jenkins refuses it (as in
+    // `apply`).
+    let mut read_again = false;
+    let deleted = loop {
+        let jenkins = match ctx.jenkins.cached_client(&ctx.client, &cluster).await {
+            Ok(client) => client,
+            Err(AccessError::ReadSecret { secret, source }) => {
+                return Err(Error::Kube {
+                    action: "read",
+                    object: format!("Secret {secret}"),
+                    source,
+                });
             }
-            return Err(Error::Jenkins(error));
+            Err(AccessError::Client(error)) => return Err(Error::Jenkins(error)),
+            Err(error) => {
+                warn!(error = %error, "cannot reach Jenkins to delete the jobs; leaving them");
+                return Ok(Action::await_change());
+            }
+        };
+        let throttled = Throttled::new(jenkins, ctx.jenkins.permits(cluster_name), &ctx.metrics);
+        let deleted = sync::delete_all(&throttled, &ours).await;
+        if matches!(deleted, Err(JenkinsError::Unauthorized { .. })) {
+            ctx.jenkins.forget(&cluster);
+            if !read_again {
+                read_again = true;
+                continue;
+            }
         }
+        break deleted.map_err(Error::Jenkins)?;
     };
     info!(jobs = ?deleted, "deleted the jobs from Jenkins");
     Ok(Action::await_change())

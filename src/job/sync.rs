@@ -5,7 +5,8 @@
 //! not even read, until the periodic drift check reads every config.xml and compares it with
 //! the plan semantically. Jenkins rewrites the documents it stores (plugin versions, elements
 //! it adds); the hash of the stored document after our last write is recorded too, so that
-//! Jenkins' own rewriting is not taken for an edit made in the UI.
+//! Jenkins' own rewriting is not taken for an edit made in the UI. A recorded job is still read
+//! at every sync for its last build, and a job Jenkins no longer has is created again then.
 //!
 //! A job is only ever updated in place (history is kept), never deleted and created again.
 
@@ -99,39 +100,38 @@ impl<'a> Throttled<'a> {
         }
     }
 
-    /// The job's last build, with its result when Jenkins knows it; `Ok(None)` when the job
-    /// has no build or does not exist.
+    /// The job's last build, with its result when Jenkins knows it.
     async fn last_build(
         &self,
         path: &JobPath,
         recorded: Option<&BuildSummary>,
-    ) -> Result<Option<FetchedBuild>, JenkinsError> {
+    ) -> Result<LastBuild, JenkinsError> {
         let info = {
             let _permit = self.permit().await;
             let result = self.client.get_job(path).await;
             self.count("get_job", &result);
             match result {
-                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) if e.is_not_found() => return Ok(LastBuild::JobMissing),
                 other => other?,
             }
         };
         let Some(last) = info.last_build else {
-            return Ok(None);
+            return Ok(LastBuild::Of(None));
         };
         let number = i64::try_from(last.number).unwrap_or(i64::MAX);
         // A finished build does not change: read it only when it is new or was running.
         if let Some(known) = recorded.filter(|b| b.number == number && b.result.is_some()) {
-            return Ok(Some(FetchedBuild {
+            return Ok(LastBuild::Of(Some(FetchedBuild {
                 summary: known.clone(),
                 finished_now: None,
-            }));
+            })));
         }
         let build = {
             let _permit = self.permit().await;
             let result = self.client.get_build(path, last.number).await;
             self.count("get_build", &result);
             match result {
-                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) if e.is_not_found() => return Ok(LastBuild::Of(None)),
                 other => other?,
             }
         };
@@ -140,11 +140,19 @@ impl<'a> Throttled<'a> {
             .as_ref()
             .filter(|_| build.is_complete())
             .map(result_text);
-        Ok(Some(FetchedBuild {
+        Ok(LastBuild::Of(Some(FetchedBuild {
             finished_now: result.clone().map(|r| (build.timestamp_ms, r)),
             summary: BuildSummary { number, result },
-        }))
+        })))
     }
+}
+
+/// What [`Throttled::last_build`] found.
+enum LastBuild {
+    /// The job itself does not exist.
+    JobMissing,
+    /// The job's last build, if it has one.
+    Of(Option<FetchedBuild>),
 }
 
 struct FetchedBuild {
@@ -195,9 +203,23 @@ impl Synced {
     }
 }
 
-/// Brings Jenkins in line with `plan`. `recorded` is the status of the previous sync;
-/// `drift_check` reads every job's live config.xml even when its hash is unchanged;
-/// `base_url` is the cluster's Jenkins URL for the status.
+/// Whether a job of the status was recorded in the Jenkins at `base_url` (the cluster's
+/// in-cluster URL, whose host names the cluster). After a JenkinsJob moved to another cluster
+/// its status still lists the jobs of the old one: in the new Jenkins, items of those names are
+/// not this resource's to compare, keep or delete. A prefix change keeps the host.
+pub fn recorded_in(job: &GeneratedJobStatus, base_url: &str) -> bool {
+    let origin = |url: &str| url::Url::parse(url).ok().map(|u| u.origin());
+    match job.url.as_deref() {
+        Some(url) => origin(url).is_some_and(|o| Some(o) == origin(base_url)),
+        // Not written by a sync (one always records the URL): nothing says where it is.
+        None => false,
+    }
+}
+
+/// Brings Jenkins in line with `plan`. `recorded` is the status of the previous sync (only its
+/// jobs recorded in this Jenkins count, see [`recorded_in`]); `drift_check` reads every job's
+/// live config.xml even when its hash is unchanged; `base_url` is the cluster's Jenkins URL for
+/// the status.
 pub async fn sync(
     jenkins: &Throttled<'_>,
     plan: &JobPlan,
@@ -205,8 +227,14 @@ pub async fn sync(
     drift_check: bool,
     base_url: &str,
 ) -> Result<Synced, JenkinsError> {
-    let previous: BTreeMap<&str, &GeneratedJobStatus> =
-        recorded.iter().map(|j| (j.full_name.as_str(), j)).collect();
+    let recorded: Vec<&GeneratedJobStatus> = recorded
+        .iter()
+        .filter(|j| recorded_in(j, base_url))
+        .collect();
+    let previous: BTreeMap<&str, &GeneratedJobStatus> = recorded
+        .iter()
+        .map(|j| (j.full_name.as_str(), *j))
+        .collect();
     let folder = JobPath::new(plan.folder.iter().cloned())?;
     let mut folder_ready = false;
     let mut out = Synced::default();
@@ -216,7 +244,7 @@ pub async fn sync(
         let path = JobPath::parse(&job.full_name)?;
         let before = previous.get(job.full_name.as_str()).copied();
         let mut created = false;
-        let live_config_hash = if before.is_none()
+        let mut live_config_hash = if before.is_none()
             && create(jenkins, &folder, &mut folder_ready, &path, &job.config_xml).await?
         {
             // Not recorded yet, so most likely new: created at once, without reading first.
@@ -239,18 +267,29 @@ pub async fn sync(
                 }
             }
         };
-        if created {
-            out.created.push(job.full_name.clone());
-        }
 
-        // A job created just now has no build to read.
+        // A job created just now has no build to read. Reading the last build of one not
+        // created is also how a recorded job deleted in Jenkins (by hand, or with Jenkins' home)
+        // is found at every resync: it is made again now, not only at the next drift check.
         let fetched = if created {
             None
         } else {
-            jenkins
-                .last_build(&path, before.and_then(|b| b.last_build.as_ref()))
-                .await?
+            let recorded_build = before.and_then(|b| b.last_build.as_ref());
+            match jenkins.last_build(&path, recorded_build).await? {
+                LastBuild::Of(fetched) => fetched,
+                LastBuild::JobMissing => {
+                    created =
+                        create(jenkins, &folder, &mut folder_ready, &path, &job.config_xml).await?;
+                    if created {
+                        live_config_hash = stored_hash(jenkins, &path).await?;
+                    }
+                    None
+                }
+            }
         };
+        if created {
+            out.created.push(job.full_name.clone());
+        }
         if let Some((at, result)) = fetched.as_ref().and_then(|f| f.finished_now.clone())
             && newest.as_ref().is_none_or(|(t, _)| at >= *t)
         {
@@ -381,4 +420,32 @@ pub async fn delete_all(
         deleted.push(job.full_name.clone());
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(url: Option<&str>) -> GeneratedJobStatus {
+        GeneratedJobStatus {
+            full_name: "team/app".into(),
+            url: url.map(String::from),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_job_is_recorded_in_the_jenkins_of_its_url_whatever_the_prefix() {
+        let base = "http://ci.ci.svc:8080/";
+        let here = recorded(Some("http://ci.ci.svc:8080/job/team/job/app/"));
+        assert!(recorded_in(&here, base));
+        assert!(recorded_in(&here, "http://ci.ci.svc:8080/jenkins/"));
+
+        let elsewhere = recorded(Some("http://other.ci.svc:8080/job/team/job/app/"));
+        assert!(!recorded_in(&elsewhere, base));
+        let longer_name = recorded(Some("http://ci.ci.svc.example:8080/job/team/job/app/"));
+        assert!(!recorded_in(&longer_name, base));
+        assert!(!recorded_in(&recorded(Some("not a url")), base));
+        assert!(!recorded_in(&recorded(None), base));
+    }
 }

@@ -8,7 +8,7 @@ pub mod metrics;
 
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -235,6 +235,38 @@ fn slim<K: Resource>(object: &mut K) {
     }
 }
 
+/// The objects to reconcile from a reflected watch, as `applied_objects` gives them, except that
+/// those of a relist come out once it is done. The reflector's store swaps a relist in at its
+/// end (`InitDone`) and the controller reads the object to reconcile from the store: an object
+/// dispatched while a relist of several pages is still being read would be missing there (one
+/// created while the watch was down: never reconciled, as nothing requeues it) or found as it
+/// was before (one changed meanwhile: reconciled with its old spec). Holding the relisted
+/// objects costs what the reflector's own buffer does, for the length of a relist.
+fn applied_after_relists<K, S>(events: S) -> impl Stream<Item = Result<K, watcher::Error>>
+where
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+{
+    events
+        .scan(Vec::new(), |held, event| {
+            let out: Vec<Result<K, watcher::Error>> = match event {
+                Ok(watcher::Event::Apply(object)) => vec![Ok(object)],
+                Ok(watcher::Event::Delete(_)) => Vec::new(),
+                Ok(watcher::Event::Init) => {
+                    held.clear();
+                    Vec::new()
+                }
+                Ok(watcher::Event::InitApply(object)) => {
+                    held.push(object);
+                    Vec::new()
+                }
+                Ok(watcher::Event::InitDone) => std::mem::take(held).into_iter().map(Ok).collect(),
+                Err(error) => vec![Err(error)],
+            };
+            futures::future::ready(Some(futures::stream::iter(out)))
+        })
+        .flatten()
+}
+
 /// Why the controllers stopped.
 enum Stopped {
     Shutdown,
@@ -267,9 +299,8 @@ fn job_controller(
     )
     .modify(slim)
     .reflect(job_writer)
-    .inspect_ok(move |event| observer.observe(event))
-    .applied_objects()
-    .predicate_filter(
+    .inspect_ok(move |event| observer.observe(event));
+    let job_stream = applied_after_relists(job_stream).predicate_filter(
         predicates::generation.combine(predicates::finalizers),
         PredicateConfig::default(),
     );
@@ -448,4 +479,46 @@ async fn run_controllers(
     };
     health.set_ready(false);
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::stream;
+    use kube::runtime::watcher::Event;
+
+    fn map(name: &str) -> ConfigMap {
+        let mut map = ConfigMap::default();
+        map.metadata.name = Some(name.into());
+        map.metadata.namespace = Some("ci".into());
+        map
+    }
+
+    #[tokio::test]
+    async fn objects_of_a_relist_come_out_once_the_store_holds_them() {
+        let (store, writer) = reflector::store::<ConfigMap>();
+        let events = stream::iter([
+            Event::Apply(map("before")),
+            Event::Init,
+            Event::InitApply(map("a")),
+            Event::InitApply(map("b")),
+            Event::InitDone,
+            Event::Apply(map("c")),
+            Event::Delete(map("c")),
+        ])
+        .map(Ok);
+        let mut objects = std::pin::pin!(applied_after_relists(events.reflect(writer)));
+        let mut names = Vec::new();
+        while let Some(object) = objects.next().await {
+            let object = object.expect("no watch error");
+            // The controller reads the object to reconcile from the store.
+            assert!(
+                store.get(&ObjectRef::from_obj(&object)).is_some(),
+                "{} is not in the store yet",
+                object.name_any()
+            );
+            names.push(object.name_any());
+        }
+        assert_eq!(names, ["before", "a", "b", "c"]);
+    }
 }

@@ -616,6 +616,16 @@ async fn random_api_errors_and_dropped_watches_still_converge_without_duplicates
     let Some(emulator) = env.emulator_or_skip("chaos", "fault injection") else {
         return;
     };
+    // The faults are for the controllers: the operator's start-up check of the CRDs (one read,
+    // not retried) must be behind it, or the operator stops before it reconciles anything.
+    eventually("the operator to list JenkinsJobs", || async {
+        emulator
+            .requests()
+            .iter()
+            .any(|r| r.resource.as_deref() == Some("jenkinsjobs"))
+            .then_some(())
+    })
+    .await;
     emulator.inject(kube_emulator::Fault::ErrorRate {
         verb: None,
         resource: None,
