@@ -21,7 +21,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, warn};
 
-use super::credentials::{UnusableSecret, credential_secret, up_to_date};
+use super::credentials::{SOURCE_ANNOTATION, UnusableSecret, credential_secret, up_to_date};
 use super::index::NameIndex;
 use super::plan::{CredentialRef, JobPlan, plan};
 use super::sync::{self, Synced, Throttled};
@@ -278,6 +278,16 @@ impl Verdict {
     }
 }
 
+/// What a reconcile changes in the status besides the conditions.
+enum Seen {
+    /// Nothing new: the rest of the status stays as it is.
+    Nothing,
+    /// A successful sync.
+    Synced(Observed),
+    /// The credential copy is gone: the status stops naming it.
+    CredentialRemoved,
+}
+
 /// What a successful sync changes in the status besides the conditions.
 struct Observed {
     jobs: Vec<GeneratedJobStatus>,
@@ -304,7 +314,7 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
             job,
             ctx,
             &Verdict::stalled("ClusterNotFound", message),
-            None,
+            Seen::Nothing,
         )
         .await?;
         return Ok(Action::requeue(settings.resync));
@@ -317,7 +327,7 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
             job,
             ctx,
             &Verdict::stalled("NamespaceNotAdmitted", problem),
-            None,
+            Seen::Nothing,
         )
         .await?;
         return Ok(Action::requeue(settings.resync));
@@ -328,7 +338,7 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         Ok(plan) => plan,
         Err(invalid) => {
             let verdict = Verdict::stalled("InvalidSpec", invalid.to_string());
-            report(job, ctx, &verdict, None).await?;
+            report(job, ctx, &verdict, Seen::Nothing).await?;
             return Ok(Action::await_change());
         }
     };
@@ -336,7 +346,13 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     // Two resources producing the same Jenkins job: the one holding it (else the older) keeps
     // it, this one waits.
     if let Some(message) = name_conflict(job, &plan, &cluster, jctx, ctx).await? {
-        report(job, ctx, &Verdict::stalled("NameConflict", message), None).await?;
+        report(
+            job,
+            ctx,
+            &Verdict::stalled("NameConflict", message),
+            Seen::Nothing,
+        )
+        .await?;
         return Ok(Action::requeue(settings.resync));
     }
 
@@ -352,29 +368,41 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
             job,
             ctx,
             &Verdict::progressing("ClusterNotReady", message),
-            None,
+            Seen::Nothing,
         )
         .await?;
         return Ok(Action::requeue(settings.resync));
     }
 
     // The credential: the team's Secret, copied where the credentials provider reads it.
+    let recorded = job
+        .status
+        .as_ref()
+        .and_then(|s| s.credential_secret.clone());
     let credential_secret = match &plan.credential {
         Some(credential) => match ensure_credential(&cluster, credential, ctx).await? {
             Ok(copy) => Some(copy),
             Err(problem) => {
-                let verdict = Verdict::stalled("CredentialSecretInvalid", problem);
-                report(job, ctx, &verdict, None).await?;
+                // A credential must not outlive the Secret it was made from: a deleted or
+                // emptied Secret is a revoked credential. Its copy goes, and so does a copy
+                // of an earlier Secret this resource still held.
+                let copy = remove_credential_copy(&cluster, credential, ctx).await?;
+                if let Some(old) = recorded.filter(|old| *old != copy) {
+                    release_credential(job, &old, &jctx.jobs, ctx).await?;
+                }
+                let message = format!(
+                    "{problem}. Until then the Jenkins credential {} made from it is removed \
+                     (Secret {copy})",
+                    credential.id
+                );
+                let verdict = Verdict::stalled("CredentialSecretInvalid", message);
+                report(job, ctx, &verdict, Seen::CredentialRemoved).await?;
                 // Secrets are not watched; look again soon.
                 return Ok(Action::requeue(settings.progress_poll));
             }
         },
         None => None,
     };
-    let recorded = job
-        .status
-        .as_ref()
-        .and_then(|s| s.credential_secret.clone());
     if let Some(old) = recorded.filter(|old| Some(old) != credential_secret.as_ref()) {
         release_credential(job, &old, &jctx.jobs, ctx).await?;
     }
@@ -391,7 +419,7 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         }
         Err(error) => {
             let verdict = Verdict::stalled("JenkinsAccess", error.to_string());
-            report(job, ctx, &verdict, None).await?;
+            report(job, ctx, &verdict, Seen::Nothing).await?;
             return Ok(Action::requeue(settings.progress_poll));
         }
     };
@@ -409,7 +437,7 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
                 ctx.jenkins.forget(&cluster);
             }
             let verdict = jenkins_verdict(&error);
-            report(job, ctx, &verdict, None).await?;
+            report(job, ctx, &verdict, Seen::Nothing).await?;
             return Err(Error::Jenkins(error));
         }
     };
@@ -428,7 +456,7 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     let verdict = Verdict::Synced {
         count: plan.jobs.len(),
     };
-    report(job, ctx, &verdict, Some(observed)).await?;
+    report(job, ctx, &verdict, Seen::Synced(observed)).await?;
     Ok(Action::requeue(settings.resync))
 }
 
@@ -561,6 +589,44 @@ async fn ensure_credential(
     Ok(Ok(copy))
 }
 
+/// Deletes the copy of `credential`'s Secret, whose source is gone or unusable. Returns
+/// `namespace/name` of the copy.
+///
+/// No other JenkinsJob can still need it: the copy is named after its source Secret, so every
+/// JenkinsJob that uses it names that same Secret and stalls on it too. Only a copy made from
+/// that Secret (by its source annotation) is deleted, never a Secret someone else put there
+/// under the same name. A read when there is nothing to delete: a stalled resource polls.
+async fn remove_credential_copy(
+    cluster: &JenkinsCluster,
+    credential: &CredentialRef,
+    ctx: &Context,
+) -> Result<String, Error> {
+    let namespace = cluster_namespace(cluster);
+    let copy = format!("{namespace}/{}", credential.id);
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let live = api
+        .get_metadata_opt(&credential.id)
+        .await
+        .map_err(kube_error("read", format!("Secret {copy}")))?;
+    let source = format!("{}/{}", credential.namespace, credential.secret);
+    let made_from_source = live
+        .as_ref()
+        .is_some_and(|l| l.annotations().get(SOURCE_ANNOTATION) == Some(&source));
+    if !made_from_source {
+        return Ok(copy);
+    }
+    match api
+        .delete(&credential.id, &DeleteParams::background())
+        .await
+    {
+        Ok(_) => info!(secret = %copy, source = %source,
+            "deleted the credential copy: its Secret is gone or unusable"),
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => return Err(kube_error("delete", format!("Secret {copy}"))(e)),
+    }
+    Ok(copy)
+}
+
 /// Deletes a credential copy this JenkinsJob made, unless another JenkinsJob of the same
 /// namespace still uses it (two jobs may name the same Secret).
 async fn release_credential(
@@ -626,14 +692,14 @@ async fn report(
     job: &JenkinsJob,
     ctx: &Context,
     verdict: &Verdict,
-    observed: Option<Observed>,
+    seen: Seen,
 ) -> Result<(), Error> {
     let old = job.status.clone().unwrap_or_default();
     let generation = job.metadata.generation;
     let conditions = conditions::merge(&old.conditions, &verdict.conditions(), generation);
-    let announced = observed.as_ref().is_some_and(|o| o.announced);
-    let new = match observed {
-        Some(observed) => JenkinsJobStatus {
+    let announced = matches!(&seen, Seen::Synced(observed) if observed.announced);
+    let new = match seen {
+        Seen::Synced(observed) => JenkinsJobStatus {
             conditions,
             observed_generation: generation,
             job_count: Some(i32::try_from(observed.jobs.len()).unwrap_or(i32::MAX)),
@@ -641,9 +707,15 @@ async fn report(
             last_result: observed.last_result,
             credential_secret: observed.credential_secret,
         },
-        None => JenkinsJobStatus {
+        Seen::Nothing => JenkinsJobStatus {
             conditions,
             observed_generation: generation,
+            ..old.clone()
+        },
+        Seen::CredentialRemoved => JenkinsJobStatus {
+            conditions,
+            observed_generation: generation,
+            credential_secret: None,
             ..old.clone()
         },
     };

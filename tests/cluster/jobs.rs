@@ -940,3 +940,87 @@ async fn deleting_the_losing_resource_of_a_conflict_keeps_the_winners_job() {
     );
     wait_synced(&env, &a, "app").await;
 }
+
+/// Creates the team's git Secret `name` in `namespace`.
+async fn create_git_secret(env: &Env, namespace: &str, name: &str) {
+    let mut secret = Secret::default();
+    secret.metadata.name = Some(name.into());
+    secret.string_data = Some(BTreeMap::from([
+        ("username".to_string(), "ci-bot".to_string()),
+        ("password".to_string(), "t0ken".to_string()),
+    ]));
+    Api::<Secret>::namespaced(env.client.clone(), namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the git Secret");
+}
+
+#[tokio::test]
+async fn a_deleted_git_secret_takes_its_jenkins_credential_along() {
+    let env = Env::start().await;
+    let (cluster, _jenkins) = ready_cluster(&env, "cluster-agents-environments.yaml").await;
+    let ns = env.name("team-web");
+    create_namespace(&env, &ns, &[("jenkins.ci/jobs", "platform")]).await;
+    create_git_secret(&env, &ns, "web-git").await;
+    // Two resources of the namespace use the same Secret, hence the same copy.
+    let web = example_job("job-scm-environments.yaml", &ns, &cluster);
+    let mut api = web.clone();
+    api.metadata.name = Some("api".into());
+    create_job(&env, &web).await;
+    create_job(&env, &api).await;
+    wait_synced(&env, &ns, "web").await;
+    wait_synced(&env, &ns, "api").await;
+    let copies: Api<Secret> = Api::namespaced(env.client.clone(), &cluster_ns(&cluster));
+    let credential_id = format!("k8s.{ns}.web-git");
+    assert!(
+        copies
+            .get_opt(&credential_id)
+            .await
+            .expect("read")
+            .is_some()
+    );
+
+    // The team revokes its Secret: the credential made from it goes too (Secrets are not
+    // watched: the resync finds out), and the status stops naming the copy.
+    Api::<Secret>::namespaced(env.client.clone(), &ns)
+        .delete("web-git", &DeleteParams::default())
+        .await
+        .expect("delete the git Secret");
+    for name in ["web", "api"] {
+        let stalled = wait_condition(
+            &env,
+            &ns,
+            name,
+            "Stalled",
+            "True",
+            "CredentialSecretInvalid",
+        )
+        .await;
+        let message = &condition(&stalled, "Stalled").expect("Stalled").message;
+        assert!(message.contains("web-git"), "{message}");
+    }
+    wait_gone(&copies, &credential_id).await;
+    let jobs: Api<JenkinsJob> = Api::namespaced(env.client.clone(), &ns);
+    for name in ["web", "api"] {
+        eventually("the status to stop naming the copy", || {
+            let jobs = jobs.clone();
+            async move {
+                let job = jobs.get(name).await.ok()?;
+                job.status?.credential_secret.is_none().then_some(())
+            }
+        })
+        .await;
+    }
+
+    // A new Secret brings the credential back.
+    create_git_secret(&env, &ns, "web-git").await;
+    wait_synced(&env, &ns, "web").await;
+    wait_synced(&env, &ns, "api").await;
+    assert!(
+        copies
+            .get_opt(&credential_id)
+            .await
+            .expect("read")
+            .is_some()
+    );
+}
