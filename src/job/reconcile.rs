@@ -436,7 +436,7 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
                 // The admin password may have changed: read the Secret again next time.
                 ctx.jenkins.forget(&cluster);
             }
-            let verdict = jenkins_verdict(&error);
+            let verdict = jenkins_verdict(&error, error.to_string());
             report(job, ctx, &verdict, Seen::Nothing).await?;
             return Err(Error::Jenkins(error));
         }
@@ -662,14 +662,41 @@ async fn release_credential(
     Ok(())
 }
 
-/// The status after a failed Jenkins call: a Jenkins that is starting or unreachable comes
-/// back by itself; anything else it refused needs a change.
-fn jenkins_verdict(error: &JenkinsError) -> Verdict {
+/// The status after a failed Jenkins call, with `message`: a Jenkins that is starting or
+/// unreachable comes back by itself; anything else it refused needs a change.
+fn jenkins_verdict(error: &JenkinsError, message: String) -> Verdict {
     match error {
-        JenkinsError::Starting { .. } => Verdict::progressing("JenkinsStarting", error.to_string()),
-        e if e.is_transient() => Verdict::progressing("JenkinsUnreachable", error.to_string()),
-        _ => Verdict::stalled("JenkinsRejected", error.to_string()),
+        JenkinsError::Starting { .. } => Verdict::progressing("JenkinsStarting", message),
+        e if e.is_transient() => Verdict::progressing("JenkinsUnreachable", message),
+        _ => Verdict::stalled("JenkinsRejected", message),
     }
+}
+
+/// The finalizer could not delete `jobs` from Jenkins. Without a word in the status the only
+/// sign would be Warning Events while the resource hangs in deletion; the conditions say why
+/// and how to let it go without Jenkins (a spec change of a deleting resource bumps its
+/// generation, so the controller sees the new policy). Returns the error, for the retry.
+async fn deletion_blocked(
+    job: &JenkinsJob,
+    ctx: &Context,
+    jobs: &[GeneratedJobStatus],
+    error: JenkinsError,
+) -> Error {
+    let names: Vec<&str> = jobs.iter().map(|j| j.full_name.as_str()).collect();
+    let message = format!(
+        "the resource is being deleted but its Jenkins jobs {} cannot be deleted: {error}; \
+         retrying until Jenkins answers. To finish the deletion and leave the jobs in Jenkins, \
+         set spec.deletionPolicy to Orphan: kubectl patch jenkinsjob {} -n {} --type merge \
+         -p '{{\"spec\":{{\"deletionPolicy\":\"Orphan\"}}}}'",
+        names.join(", "),
+        job.name_any(),
+        job.namespace().unwrap_or_default(),
+    );
+    let verdict = jenkins_verdict(&error, message);
+    if let Err(e) = report(job, ctx, &verdict, Seen::Nothing).await {
+        warn!(error = %e, "failed to report the blocked deletion in the status");
+    }
+    Error::Jenkins(error)
 }
 
 /// Logs and announces what a sync wrote to Jenkins; whether there was anything to announce.
@@ -828,7 +855,9 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
                 source,
             });
         }
-        Err(AccessError::Client(error)) => return Err(Error::Jenkins(error)),
+        Err(AccessError::Client(error)) => {
+            return Err(deletion_blocked(job, ctx, &status.jobs, error).await);
+        }
         Err(error) => {
             warn!(error = %error, "cannot reach Jenkins to delete the jobs; leaving them");
             return Ok(Action::await_change());
@@ -870,7 +899,7 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
             if matches!(error, JenkinsError::Unauthorized { .. }) {
                 ctx.jenkins.forget(&cluster);
             }
-            return Err(Error::Jenkins(error));
+            return Err(deletion_blocked(job, ctx, &ours, error).await);
         }
     };
     info!(jobs = ?deleted, "deleted the jobs from Jenkins");
@@ -898,7 +927,7 @@ mod tests {
             operation: "get job".into(),
         };
         assert!(matches!(
-            jenkins_verdict(&starting),
+            jenkins_verdict(&starting, starting.to_string()),
             Verdict::Progressing {
                 reason: "JenkinsStarting",
                 ..
@@ -909,7 +938,7 @@ mod tests {
             excerpt: "bad".into(),
         };
         assert!(matches!(
-            jenkins_verdict(&refused),
+            jenkins_verdict(&refused, refused.to_string()),
             Verdict::Stalled {
                 reason: "JenkinsRejected",
                 ..

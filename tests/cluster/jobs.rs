@@ -1024,3 +1024,68 @@ async fn a_deleted_git_secret_takes_its_jenkins_credential_along() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn deleting_a_job_while_jenkins_is_down_says_so_and_orphan_lets_it_go() {
+    let env = Env::start().await;
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let Some(emulator) = env.jenkins_or_skip(&cluster.name_any(), "deletion while down") else {
+        return;
+    };
+    create_and_wait_ready(&env, &cluster).await;
+    let ns = cluster_ns(&cluster);
+    create_job(&env, &inline_job("doomed", &ns, &cluster)).await;
+    wait_synced(&env, &ns, "doomed").await;
+
+    // Jenkins' job endpoints fail (a proxy in front of a Jenkins that is down).
+    emulator.inject(Fault::FailNext {
+        path_prefix: "/job/".into(),
+        count: u32::MAX,
+        status: 502,
+    });
+    let api: Api<JenkinsJob> = Api::namespaced(env.client.clone(), &ns);
+    api.delete("doomed", &DeleteParams::default())
+        .await
+        .expect("delete the JenkinsJob");
+
+    // The finalizer cannot finish; the status says why and how to let go.
+    let blocked = wait_condition(
+        &env,
+        &ns,
+        "doomed",
+        "Reconciling",
+        "True",
+        "JenkinsUnreachable",
+    )
+    .await;
+    assert!(blocked.metadata.deletion_timestamp.is_some());
+    let message = &condition(&blocked, "Reconciling")
+        .expect("Reconciling")
+        .message;
+    assert!(message.contains(&format!("{ns}/doomed")), "{message}");
+    assert!(message.contains("deletionPolicy"), "{message}");
+    assert!(message.contains("Orphan"), "{message}");
+    assert_eq!(
+        condition(&blocked, "Ready").map(|c| c.status.as_str()),
+        Some("False")
+    );
+
+    // The way out: a spec patch on a deleting resource bumps its generation, so the
+    // controller sees it, and Orphan lets the deletion finish without Jenkins.
+    let before = blocked.metadata.generation.expect("generation");
+    let patched = api
+        .patch(
+            "doomed",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"deletionPolicy": "Orphan"}})),
+        )
+        .await
+        .expect("patch the deleting JenkinsJob");
+    assert!(patched.metadata.generation.expect("generation") > before);
+    wait_gone(&api, "doomed").await;
+    emulator.clear_faults();
+    assert!(
+        emulator.job_config(&format!("{ns}/doomed")).is_some(),
+        "Orphan leaves the job in Jenkins"
+    );
+}
