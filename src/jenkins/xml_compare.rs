@@ -31,6 +31,24 @@ pub fn configs_equivalent(a: &str, b: &str) -> bool {
     }
 }
 
+/// The text of the root element's first child named `name` (`description` of a job), or
+/// `None` when the document is malformed or has no such child.
+pub fn root_child_text(xml: &str, name: &str) -> Option<String> {
+    let root = parse(xml).ok()?;
+    root.children.into_iter().find_map(|child| match child {
+        Child::Element(e) if e.name == name => Some(
+            e.children
+                .into_iter()
+                .filter_map(|c| match c {
+                    Child::Text(t) => Some(t),
+                    Child::Element(_) => None,
+                })
+                .collect(),
+        ),
+        _ => None,
+    })
+}
+
 fn parse(text: &str) -> Result<Element, String> {
     let text = text.trim_start_matches('\u{feff}');
     let mut reader = Reader::from_str(text);

@@ -37,6 +37,16 @@
 //! each Jenkinsfile, and core Jenkins has no folder-level way to add parameters or environment
 //! variables to them. Their names carry the environment (`<name>-<env>`).
 //!
+//! ## Who manages an item
+//! The description of every item ends with a line naming the JenkinsJob (with its uid) and
+//! whether the operator created the item for it or adopted it ([`marker`]). Jenkins keeps the
+//! description as written and shows it on the job page. When `createItem` answers that an item
+//! already exists and the status does not record it, that line tells a job this resource
+//! created itself (before a status write was lost) from one made by hand or left by another
+//! resource; only the first kind is deleted with the resource by default. A description is
+//! the one place of a config.xml that holds free text in every item type without a plugin of
+//! our own: Jenkins drops elements it has no class for.
+//!
 //! ## Plugin attributes
 //! Jenkins writes `plugin="name@version"` attributes; they only record which plugin version
 //! saved a document, Jenkins ignores them on reading, and the operator does not know the
@@ -53,7 +63,7 @@ use super::invalid::{InvalidJob, Problems};
 use super::names::credentials_id;
 use crate::api::cluster::EnvironmentSpec;
 use crate::api::job::{
-    BuildDiscarderSpec, GitSpec, JenkinsJobSpec, ParameterSpec, ParameterType, ScmSpec,
+    BuildDiscarderSpec, GitSpec, JenkinsJobSpec, JobOrigin, ParameterSpec, ParameterType, ScmSpec,
 };
 use crate::cluster::environments::deploy_template_name;
 
@@ -97,10 +107,51 @@ const MULTIBRANCH_CLASS: &str =
 pub struct JobTarget<'a> {
     /// Namespace of the JenkinsJob, which owns the credentials Secret.
     pub namespace: &'a str,
+    /// The JenkinsJob the item belongs to, and how it came under it.
+    pub owner: Owner<'a>,
     /// The environment the job deploys to, if any.
     pub environment: Option<&'a EnvironmentSpec>,
     /// The branch the job builds, if it is one of `spec.branches`.
     pub branch: Option<ListedBranch<'a>>,
+}
+
+/// The JenkinsJob an item belongs to, and how the item came under it. The item's description
+/// ends with a line that says so ([`marker`]): the operator recognises by it a job it created
+/// itself when its status does not record the job (a status write lost after the create).
+#[derive(Clone, Copy, Debug)]
+pub struct Owner<'a> {
+    /// Namespace of the JenkinsJob.
+    pub namespace: &'a str,
+    /// Name of the JenkinsJob.
+    pub name: &'a str,
+    /// Its uid: a JenkinsJob created again under the same name is another resource, and
+    /// adopts what the first one left behind.
+    pub uid: &'a str,
+    /// Whether the operator created the item for this JenkinsJob or adopted it.
+    pub origin: JobOrigin,
+}
+
+/// The last line of the description of an item that `owner` manages: who manages it and
+/// whether the operator created it or adopted it. Plain text made of names Kubernetes
+/// restricts to letters, digits, `-` and `.`, so it survives Jenkins' XML round trip as is.
+pub fn marker(owner: &Owner<'_>) -> String {
+    let how = match owner.origin {
+        JobOrigin::Created => "created",
+        JobOrigin::Adopted => "adopted",
+    };
+    format!(
+        "Managed by jenkins-operator for JenkinsJob {}/{} (uid {}), which {how} this job.",
+        owner.namespace, owner.name, owner.uid
+    )
+}
+
+/// The item's description: the spec's, then a blank line and the [`marker`].
+fn description(spec: &JenkinsJobSpec, target: &JobTarget<'_>) -> String {
+    let marker = marker(&target.owner);
+    match spec.description.as_deref().filter(|d| !d.is_empty()) {
+        Some(declared) => format!("{declared}\n\n{marker}"),
+        None => marker,
+    }
 }
 
 /// A branch from `spec.branches`, with its index for error messages.
@@ -119,7 +170,7 @@ pub fn pipeline_job(spec: &JenkinsJobSpec, target: &JobTarget<'_>) -> Result<Str
         doc.empty("actions", &[]);
         doc.text(
             "description",
-            spec.description.as_deref().unwrap_or(""),
+            &description(spec, target),
             "spec.description",
         );
         doc.constant("keepDependencies", "false");
@@ -145,7 +196,7 @@ pub fn multibranch_project(
         doc.empty("actions", &[]);
         doc.text(
             "description",
-            spec.description.as_deref().unwrap_or(""),
+            &description(spec, target),
             "spec.description",
         );
         doc.empty("properties", &[]);

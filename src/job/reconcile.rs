@@ -428,7 +428,16 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     let uid = job.uid().unwrap_or_default();
     let drift_check = jctx.drift_checks.due(&uid, settings.job_drift_check);
     let base_url = jenkins_url(&cluster);
-    let synced = sync::sync(&throttled, &plan, &old.jobs, drift_check, &base_url).await;
+    let delete_adopted = job.spec.deletion_policy == JobDeletionPolicy::DeleteAll;
+    let synced = sync::sync(
+        &throttled,
+        &plan,
+        &old.jobs,
+        drift_check,
+        &base_url,
+        delete_adopted,
+    )
+    .await;
     let synced = match synced {
         Ok(synced) => synced,
         Err(error) => {
@@ -817,8 +826,9 @@ async fn publish(ctx: &Context, job: &JenkinsJob, type_: EventType, reason: &str
     }
 }
 
-/// Runs when the JenkinsJob is deleted: deletes its jobs (unless `Orphan`) and its
-/// credential copy. Folders stay: they may hold other teams' jobs.
+/// Runs when the JenkinsJob is deleted: deletes the jobs it created (unless `Orphan`; adopted
+/// ones too under `DeleteAll`) and its credential copy. Folders stay: they may hold other
+/// teams' jobs.
 async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     let ctx = &jctx.ctx;
     // What the operator remembers of the resource goes with it.
@@ -892,6 +902,11 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         let names: Vec<&str> = shared.iter().map(|j| j.full_name.as_str()).collect();
         info!(jobs = ?names, "leaving the jobs another JenkinsJob declares");
     }
+    // Jobs that existed before this resource took them over stay, unless the user asked for
+    // them to go too: deleting them would take history the operator never made.
+    let (adopted, ours): (Vec<GeneratedJobStatus>, Vec<GeneratedJobStatus>) = ours
+        .into_iter()
+        .partition(|j| j.adopted() && job.spec.deletion_policy != JobDeletionPolicy::DeleteAll);
     let throttled = Throttled::new(jenkins, ctx.jenkins.permits(cluster_name), &ctx.metrics);
     let deleted = match sync::delete_all(&throttled, &ours).await {
         Ok(deleted) => deleted,
@@ -903,6 +918,16 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         }
     };
     info!(jobs = ?deleted, "deleted the jobs from Jenkins");
+    if !adopted.is_empty() {
+        let names: Vec<&str> = adopted.iter().map(|j| j.full_name.as_str()).collect();
+        info!(jobs = ?names, "left the adopted jobs in Jenkins");
+        let note = format!(
+            "left the jobs it adopted in Jenkins: {} (they existed before this resource took \
+             them over; deletionPolicy DeleteAll deletes them too)",
+            names.join(", ")
+        );
+        publish(ctx, job, EventType::Normal, "AdoptedJobsLeft", &note).await;
+    }
     Ok(Action::await_change())
 }
 

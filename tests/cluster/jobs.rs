@@ -9,7 +9,7 @@ use std::sync::Arc;
 use jenkins_emulator::{Fault, JenkinsEmulator};
 use jenkins_operator::api::JenkinsCluster;
 use jenkins_operator::api::build::JenkinsBuild;
-use jenkins_operator::api::job::{JenkinsJob, JobDeletionPolicy};
+use jenkins_operator::api::job::{JenkinsJob, JobDeletionPolicy, JobOrigin};
 use jenkins_operator::jenkins::{JenkinsClient, JenkinsConfig, JobPath};
 use jenkins_operator::operator::jenkins_clients::read_admin_credentials;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -111,6 +111,31 @@ fn texts(xml: &str, name: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// The job's description as the spec declares it: without the line the operator adds to say
+/// which JenkinsJob manages the job.
+fn declared_description(xml: &str) -> String {
+    let description = texts(xml, "description").swap_remove(0);
+    let Some(at) = description.rfind("Managed by jenkins-operator for JenkinsJob ") else {
+        return description;
+    };
+    let declared = &description[..at];
+    declared
+        .strip_suffix("\n\n")
+        .unwrap_or(declared)
+        .to_string()
+}
+
+/// The line ending the description of a job the operator manages for `job`: `created` or
+/// `adopted`.
+fn marker_of(job: &JenkinsJob, how: &str) -> String {
+    format!(
+        "Managed by jenkins-operator for JenkinsJob {}/{} (uid {}), which {how} this job.",
+        job.namespace().expect("namespace"),
+        job.name_any(),
+        job.uid().expect("uid")
+    )
 }
 
 /// The root element's name.
@@ -284,10 +309,10 @@ async fn an_inline_job_becomes_a_pipeline_with_its_parameters_and_cron_in_nested
         texts(&xml, "name"),
         ["VERSION", "TARGET", "DRY_RUN", "JENKINS_OPERATOR_BUILD_ID"]
     );
-    assert_eq!(
-        texts(&xml, "description")[0],
-        "Nightly checks of the web app"
-    );
+    assert_eq!(declared_description(&xml), "Nightly checks of the web app");
+    // The job says which resource manages it, and that the operator created it.
+    assert!(texts(&xml, "description")[0].ends_with(&marker_of(&synced, "created")));
+    assert_eq!(status.jobs[0].origin, Some(JobOrigin::Created));
     assert!(texts(&xml, "string").contains(&"staging".to_string()));
     assert_eq!(texts(&xml, "spec"), ["H 2 * * *"]);
     assert_eq!(texts(&xml, "numToKeep"), ["20"]);
@@ -537,7 +562,12 @@ async fn a_new_job_costs_one_create_and_one_read_and_an_existing_item_is_taken_o
         .expect("create by hand");
     emulator.clear_requests();
     create_job(&env, &inline_job("third", &ns, &cluster)).await;
-    wait_synced(&env, &ns, "third").await;
+    let third = wait_synced(&env, &ns, "third").await;
+    // A copy of another resource's job is not this resource's own.
+    assert_eq!(
+        third.status.expect("status").jobs[0].origin,
+        Some(JobOrigin::Adopted)
+    );
     let config = jenkins
         .config(&format!("{ns}/third"))
         .await
@@ -581,7 +611,7 @@ async fn an_edit_made_in_jenkins_is_repaired_on_the_drift_check() {
         let full_name = full_name.clone();
         async move {
             let xml = emulator.job_config(&full_name)?;
-            (texts(&xml, "description")[0] == "as declared").then_some(())
+            (declared_description(&xml) == "as declared").then_some(())
         }
     })
     .await;
@@ -678,7 +708,7 @@ async fn injection_text_round_trips_and_control_characters_are_refused_before_je
         .config(&format!("{ns}/inject"))
         .await
         .expect("config.xml");
-    assert_eq!(texts(&xml, "description")[0], corpus);
+    assert_eq!(declared_description(&xml), corpus);
     assert_eq!(
         texts(&xml, "script"),
         [job.spec.pipeline.script.clone().expect("script")]
@@ -753,7 +783,7 @@ async fn a_name_conflict_marks_the_resource_that_does_not_hold_the_job() {
     );
     let xml = eventually("the job to say what the holder declares", || async {
         let xml = jenkins.config(&format!("{shared}/app")).await?;
-        (texts(&xml, "description")[0] == format!("by {a}")).then_some(xml)
+        (declared_description(&xml) == format!("by {a}")).then_some(xml)
     })
     .await;
     assert!(!xml.contains(&format!("by {b}")));
@@ -795,7 +825,7 @@ async fn an_unavailable_jenkins_makes_the_job_unsynced_until_it_recovers_and_del
     let xml = emulator
         .job_config(&format!("{ns}/steady"))
         .expect("the job is still there");
-    assert_eq!(texts(&xml, "description")[0], "changed");
+    assert_eq!(declared_description(&xml), "changed");
     let destructive: Vec<String> = emulator
         .requests()
         .iter()
@@ -832,7 +862,7 @@ async fn an_older_resource_moving_into_a_held_job_gets_the_conflict_and_changes_
     let message = &condition(&conflicted, "Stalled").expect("Stalled").message;
     assert!(message.contains(&format!("{b}/app")), "{message}");
     let xml = jenkins.config(&format!("{b}/app")).await.expect("B's job");
-    assert_eq!(texts(&xml, "description")[0], format!("by {b}"));
+    assert_eq!(declared_description(&xml), format!("by {b}"));
     let holder_now = wait_synced(&env, &b, "app").await;
     assert_eq!(
         condition(&holder_now, "Ready").map(|c| c.status.as_str()),
@@ -1087,5 +1117,158 @@ async fn deleting_a_job_while_jenkins_is_down_says_so_and_orphan_lets_it_go() {
     assert!(
         emulator.job_config(&format!("{ns}/doomed")).is_some(),
         "Orphan leaves the job in Jenkins"
+    );
+}
+
+/// A client of the cluster's Jenkins as its administrator: a person working in the UI.
+async fn admin_client(env: &Env, cluster: &JenkinsCluster, url: url::Url) -> JenkinsClient {
+    let admin = read_admin_credentials(&env.client, cluster)
+        .await
+        .expect("admin credentials");
+    JenkinsClient::new(JenkinsConfig::new(url, admin.username, admin.password)).expect("a client")
+}
+
+/// The reasons of the Events about the JenkinsJob `name` in `namespace`.
+async fn event_reasons(env: &Env, namespace: &str, name: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(env.client.clone(), namespace);
+    events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_job_found_in_jenkins_is_adopted_and_left_there_while_jobs_it_created_are_deleted() {
+    let env = Env::start().await;
+    let cluster = env.example_cluster("cluster-agents-environments.yaml");
+    let Some(emulator) = env.jenkins_or_skip(&cluster.name_any(), "adoption") else {
+        return;
+    };
+    create_and_wait_ready(&env, &cluster).await;
+    let ns = cluster_ns(&cluster);
+
+    // Jobs someone made by hand, with their own history, before JenkinsJobs declared them.
+    let by_hand = admin_client(&env, &cluster, emulator.url()).await;
+    let hand_made = "<flow-definition><description>made by hand</description>\
+        <definition class=\"org.jenkinsci.plugins.workflow.cps.CpsFlowDefinition\">\
+        <script>echo 'old'</script><sandbox>true</sandbox></definition>\
+        <disabled>false</disabled></flow-definition>";
+    for name in ["legacy", "legacy-all", "multi-prod"] {
+        let path = JobPath::parse(&format!("{ns}/{name}")).expect("a path");
+        if name == "legacy" {
+            by_hand
+                .ensure_folder(&path.parent().expect("a folder"))
+                .await
+                .expect("folder");
+        }
+        by_hand
+            .create_job(&path, hand_made)
+            .await
+            .expect("create by hand");
+    }
+    create_job(&env, &inline_job("legacy", &ns, &cluster)).await;
+    let mut delete_all = inline_job("legacy-all", &ns, &cluster);
+    delete_all.spec.deletion_policy = JobDeletionPolicy::DeleteAll;
+    create_job(&env, &delete_all).await;
+    create_job(&env, &inline_job("fresh", &ns, &cluster)).await;
+    let mut multi = inline_job("multi", &ns, &cluster);
+    multi.spec.environments = vec!["dev".into(), "prod".into()];
+    create_job(&env, &multi).await;
+
+    // Taken over: the spec's configuration, and the status and the job say "adopted".
+    let legacy = wait_synced(&env, &ns, "legacy").await;
+    let recorded = &legacy.status.clone().expect("status").jobs[0];
+    assert_eq!(recorded.origin, Some(JobOrigin::Adopted));
+    let xml = emulator
+        .job_config(&format!("{ns}/legacy"))
+        .expect("the job");
+    assert_eq!(texts(&xml, "script"), ["echo 'hi'"]);
+    assert_eq!(texts(&xml, "description")[0], marker_of(&legacy, "adopted"));
+    wait_synced(&env, &ns, "legacy-all").await;
+    let fresh = wait_synced(&env, &ns, "fresh").await;
+    assert_eq!(
+        fresh.status.clone().expect("status").jobs[0].origin,
+        Some(JobOrigin::Created)
+    );
+
+    // An adopted job the spec stops producing is left in Jenkins, no longer managed.
+    let multi = wait_synced(&env, &ns, "multi").await;
+    let origins: Vec<_> = multi
+        .status
+        .expect("status")
+        .jobs
+        .iter()
+        .map(|j| j.origin)
+        .collect();
+    assert_eq!(
+        origins,
+        [Some(JobOrigin::Created), Some(JobOrigin::Adopted)],
+        "multi-dev, multi-prod"
+    );
+    patch_job(
+        &env,
+        &ns,
+        "multi",
+        json!({"spec": {"environments": ["dev"]}}),
+    )
+    .await;
+    let multi = wait_synced(&env, &ns, "multi").await;
+    assert_eq!(multi.status.expect("status").job_count, Some(1));
+    assert!(emulator.job_config(&format!("{ns}/multi-prod")).is_some());
+
+    // A job the operator created for a resource whose status write was then lost is
+    // recognised by its description as the resource's own: compared, not updated.
+    emulator.clear_requests();
+    let api: Api<JenkinsJob> = Api::namespaced(env.client.clone(), &ns);
+    api.patch_status(
+        "fresh",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"jobs": null, "jobCount": null}})),
+    )
+    .await
+    .expect("lose the status");
+    let found = eventually("the resync to record the job again", || {
+        let api = api.clone();
+        async move {
+            let job = api.get("fresh").await.ok()?;
+            job.status?.jobs.first().cloned()
+        }
+    })
+    .await;
+    assert_eq!(found.origin, Some(JobOrigin::Created));
+    let fresh_requests: Vec<String> = job_requests(&emulator)
+        .into_iter()
+        .filter(|r| r.contains("fresh") || r.contains("createItem"))
+        .collect();
+    assert!(
+        fresh_requests.contains(&format!("POST /job/{ns}/createItem 400")),
+        "{fresh_requests:?}"
+    );
+    assert!(
+        !fresh_requests
+            .iter()
+            .any(|r| r.starts_with("POST") && r.contains("config.xml")),
+        "{fresh_requests:?}"
+    );
+
+    // Deleting the resources: the adopted job stays (an Event says so) unless DeleteAll;
+    // the created one goes.
+    for name in ["legacy", "legacy-all", "fresh", "multi"] {
+        delete_job(&env, &ns, name).await;
+    }
+    assert!(emulator.job_config(&format!("{ns}/legacy")).is_some());
+    assert!(emulator.job_config(&format!("{ns}/multi-prod")).is_some());
+    assert_eq!(emulator.job_config(&format!("{ns}/multi-dev")), None);
+    assert_eq!(emulator.job_config(&format!("{ns}/legacy-all")), None);
+    assert_eq!(emulator.job_config(&format!("{ns}/fresh")), None);
+    let reasons = event_reasons(&env, &ns, "legacy").await;
+    assert!(
+        reasons.contains(&"AdoptedJobsLeft".to_string()),
+        "{reasons:?}"
     );
 }
