@@ -357,6 +357,7 @@ mod tests {
             config_xml: String::new(),
             adopted_config_xml: String::new(),
             created_marker: String::new(),
+            declared: Default::default(),
             config_hash: String::new(),
         }
     }

@@ -66,6 +66,7 @@ use crate::api::job::{
     BuildDiscarderSpec, GitSpec, JenkinsJobSpec, JobOrigin, ParameterSpec, ParameterType, ScmSpec,
 };
 use crate::cluster::environments::deploy_template_name;
+use crate::jenkins::{Declared, PARAMETERS_PROPERTY};
 
 /// The parameter a JenkinsBuild fills with its own id.
 pub const BUILD_ID_PARAMETER: &str = "JENKINS_OPERATOR_BUILD_ID";
@@ -98,6 +99,15 @@ pub const BRANCH_SOURCE_ID: &str = "jenkins-operator-git";
 /// Description of the folders the operator creates.
 pub const FOLDER_DESCRIPTION: &str =
     "Managed by jenkins-operator: holds jobs declared as JenkinsJob resources in Kubernetes.";
+
+/// Job property holding the build retention.
+const BUILD_DISCARDER_PROPERTY: &str = "jenkins.model.BuildDiscarderProperty";
+/// Job property that keeps builds of one job from running at the same time.
+const DISABLE_CONCURRENT_PROPERTY: &str =
+    "org.jenkinsci.plugins.workflow.job.properties.DisableConcurrentBuildsJobProperty";
+/// Job property holding the timer and SCM triggers.
+const TRIGGERS_PROPERTY: &str =
+    "org.jenkinsci.plugins.workflow.job.properties.PipelineTriggersJobProperty";
 
 const MULTIBRANCH_CLASS: &str =
     "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject";
@@ -246,6 +256,38 @@ pub fn folder() -> String {
     doc.finish().unwrap_or_default()
 }
 
+/// What of a pipeline job's config.xml the spec declares, for the drift check (see
+/// [`Declared`]): always the parameters property (it holds the operator's own parameters), and
+/// the properties of the fields the spec sets (`buildDiscarder`, `concurrentBuilds`,
+/// `triggers`), even to their defaults. The definitions of parameters are the spec's only when
+/// it lists some: otherwise the Jenkinsfile may declare them (`parameters { ... }`). A
+/// multibranch project declares no property: Jenkins and plugins add folder properties there.
+pub fn declared_parts(spec: &JenkinsJobSpec) -> Declared {
+    if spec.multibranch.is_some() {
+        return Declared {
+            properties: Vec::new(),
+            parameters: true,
+        };
+    }
+    let mut properties = vec![PARAMETERS_PROPERTY.to_string()];
+    for (set, property) in [
+        (spec.build_discarder.is_some(), BUILD_DISCARDER_PROPERTY),
+        (
+            spec.concurrent_builds.is_some(),
+            DISABLE_CONCURRENT_PROPERTY,
+        ),
+        (spec.triggers.is_some(), TRIGGERS_PROPERTY),
+    ] {
+        if set {
+            properties.push(property.to_string());
+        }
+    }
+    Declared {
+        properties,
+        parameters: !spec.parameters.is_empty(),
+    }
+}
+
 /// A short digest of a config.xml (the first 16 hex digits of its SHA-256), for cheap change
 /// detection: the reconciler stores the hash of what it sent and compares hashes, not
 /// documents.
@@ -295,7 +337,7 @@ fn string_parameter(name: &str, default: &str, description: &str) -> ParameterSp
 
 fn pipeline_properties(doc: &mut Doc, spec: &JenkinsJobSpec, target: &JobTarget<'_>) {
     if let Some(discarder) = spec.build_discarder.as_ref().filter(|d| has_limit(d)) {
-        doc.element("jenkins.model.BuildDiscarderProperty", &[], |doc| {
+        doc.element(BUILD_DISCARDER_PROPERTY, &[], |doc| {
             doc.element("strategy", &[("class", "hudson.tasks.LogRotator")], |doc| {
                 log_rotator(doc, discarder);
             });
@@ -303,12 +345,12 @@ fn pipeline_properties(doc: &mut Doc, spec: &JenkinsJobSpec, target: &JobTarget<
     }
 
     if spec.concurrent_builds == Some(false) {
-        let property = "org.jenkinsci.plugins.workflow.job.properties.\
-                        DisableConcurrentBuildsJobProperty";
-        doc.element(property, &[], |doc| doc.constant("abortPrevious", "false"));
+        doc.element(DISABLE_CONCURRENT_PROPERTY, &[], |doc| {
+            doc.constant("abortPrevious", "false")
+        });
     }
 
-    doc.element("hudson.model.ParametersDefinitionProperty", &[], |doc| {
+    doc.element(PARAMETERS_PROPERTY, &[], |doc| {
         doc.element("parameterDefinitions", &[], |doc| {
             for (i, parameter) in spec.parameters.iter().enumerate() {
                 parameter_definition(doc, parameter, &format!("spec.parameters[{i}]"));
@@ -323,8 +365,7 @@ fn pipeline_properties(doc: &mut Doc, spec: &JenkinsJobSpec, target: &JobTarget<
     let cron = triggers.and_then(|t| t.cron.as_deref());
     let poll = triggers.and_then(|t| t.poll_scm.as_deref());
     if cron.is_some() || poll.is_some() {
-        let property = "org.jenkinsci.plugins.workflow.job.properties.PipelineTriggersJobProperty";
-        doc.element(property, &[], |doc| {
+        doc.element(TRIGGERS_PROPERTY, &[], |doc| {
             doc.element("triggers", &[], |doc| {
                 if let Some(cron) = cron {
                     doc.element("hudson.triggers.TimerTrigger", &[], |doc| {

@@ -26,6 +26,7 @@ use crate::api::cluster::EnvironmentSpec;
 #[cfg(test)]
 use crate::api::job::{BuildDiscarderSpec, ParameterSpec, TriggersSpec};
 use crate::api::job::{JenkinsJob, JenkinsJobSpec, JobOrigin, ParameterType};
+use crate::jenkins::Declared;
 
 /// What kind of Jenkins item a generated job is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +57,9 @@ pub struct PlannedJob {
     /// The line ending the description of an item this resource created
     /// ([`config_xml::marker`]).
     pub created_marker: String,
+    /// What of the config.xml the spec declares: the drift check compares only that
+    /// ([`config_xml::declared_parts`]).
+    pub declared: Declared,
     /// [`config_xml::config_hash`] of `config_xml`.
     pub config_hash: String,
 }
@@ -173,6 +177,7 @@ pub fn plan(job: &JenkinsJob, cluster: &JenkinsCluster) -> Result<JobPlan, Inval
             branch: target.branch.map(|b| b.name.to_string()),
             config_hash: config_xml::config_hash(&config_xml),
             created_marker: config_xml::marker(&target.owner),
+            declared: config_xml::declared_parts(spec),
             config_xml,
             adopted_config_xml,
         });

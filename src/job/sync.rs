@@ -18,7 +18,7 @@ use super::config_xml::config_hash;
 use super::plan::{JobPlan, PlannedJob};
 use crate::api::job::{BuildSummary, GeneratedJobStatus, JobOrigin};
 use crate::jenkins::{
-    BuildResult, JenkinsClient, JenkinsError, JobPath, configs_equivalent, root_child_text,
+    BuildResult, JenkinsClient, JenkinsError, JobPath, job_config_matches, root_child_text,
 };
 use crate::operator::metrics::{JenkinsLabels, Metrics};
 
@@ -374,7 +374,9 @@ async fn sync_one(
     let desired = job.config_for(origin);
     let live_hash = config_hash(&live);
     let same_as_written = unchanged && recorded_live.as_deref() == Some(live_hash.as_str());
-    if same_as_written || configs_equivalent(&live, desired) {
+    // What a Jenkinsfile sets in its own job (parameters it declares, trackers of what it
+    // set) is not drift: only what the spec declares is compared.
+    if same_as_written || job_config_matches(&live, desired, &job.declared) {
         return Ok(Item::Present {
             live_hash: Some(live_hash),
             origin,

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use jenkins_emulator::{Fault, JenkinsEmulator};
+use jenkins_emulator::{DeclaredParameter, Fault, JenkinsEmulator, Jenkinsfile};
 use jenkins_operator::api::JenkinsCluster;
 use jenkins_operator::api::build::JenkinsBuild;
 use jenkins_operator::api::job::{JenkinsJob, JobDeletionPolicy, JobOrigin};
@@ -1271,4 +1271,113 @@ async fn a_job_found_in_jenkins_is_adopted_and_left_there_while_jobs_it_created_
         reasons.contains(&"AdoptedJobsLeft".to_string()),
         "{reasons:?}"
     );
+}
+
+/// The config.xml without the parameter definition named `name` (an edit in the UI).
+fn without_parameter(xml: &str, name: &str) -> String {
+    let at = xml
+        .find(&format!("<name>{name}</name>"))
+        .expect("the parameter");
+    let open = "<hudson.model.StringParameterDefinition>";
+    let close = "</hudson.model.StringParameterDefinition>";
+    let start = xml[..at].rfind(open).expect("its definition");
+    let end = at + xml[at..].find(close).expect("its end") + close.len();
+    format!("{}{}", &xml[..start], &xml[end..])
+}
+
+#[tokio::test]
+async fn parameters_a_jenkinsfile_declares_are_not_drift_and_the_operators_own_are_kept() {
+    let mut env = Env::without_operator().await;
+    env.settings.job_drift_check = std::time::Duration::from_secs(1);
+    env.start_operator().await;
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let Some(emulator) = env.jenkins_or_skip(&cluster.name_any(), "Jenkinsfile parameters") else {
+        return;
+    };
+    create_and_wait_ready(&env, &cluster).await;
+    let ns = cluster_ns(&cluster);
+    // The spec declares no parameters: the Jenkinsfile does.
+    create_job(&env, &inline_job("declares", &ns, &cluster)).await;
+    wait_synced(&env, &ns, "declares").await;
+    let full_name = format!("{ns}/declares");
+    emulator.set_jenkinsfile(
+        &full_name,
+        Some(Jenkinsfile {
+            parameters: vec![DeclaredParameter {
+                name: "GREETING".into(),
+                default_value: "hello".into(),
+                description: Some("Whom to greet".into()),
+            }],
+        }),
+    );
+
+    // A build starts, and its `parameters { ... }` rewrite the job: theirs first, the
+    // operator's kept, the property moved, Jenkins' tracker action added.
+    let path = JobPath::parse(&full_name).expect("a path");
+    admin_client(&env, &cluster, emulator.url())
+        .await
+        .trigger_build(&path, &[("JENKINS_OPERATOR_BUILD_ID".into(), "x".into())])
+        .await
+        .expect("trigger a build");
+    emulator.release_queue();
+    let rewritten = eventually("the Jenkinsfile's parameter on the job", || {
+        let emulator = emulator.clone();
+        let full_name = full_name.clone();
+        async move {
+            let xml = emulator.job_config(&full_name)?;
+            texts(&xml, "name")
+                .contains(&"GREETING".to_string())
+                .then_some(xml)
+        }
+    })
+    .await;
+    assert_eq!(
+        texts(&rewritten, "name"),
+        ["GREETING", "JENKINS_OPERATOR_BUILD_ID"]
+    );
+
+    // Drift checks come (every second) and leave the Jenkinsfile's parameters alone.
+    emulator.clear_requests();
+    let config_path = format!("/job/{ns}/job/declares/config.xml");
+    eventually("two drift checks", || {
+        let emulator = emulator.clone();
+        let config_path = config_path.clone();
+        async move {
+            let reads = emulator
+                .requests()
+                .iter()
+                .filter(|r| r.method == "GET" && r.path == config_path)
+                .count();
+            (reads >= 2).then_some(())
+        }
+    })
+    .await;
+    let writes: Vec<String> = job_requests(&emulator)
+        .into_iter()
+        .filter(|r| !r.starts_with("GET"))
+        .collect();
+    assert!(writes.is_empty(), "repaired: {writes:?}");
+    assert_eq!(emulator.job_config(&full_name), Some(rewritten.clone()));
+    let reasons = event_reasons(&env, &ns, "declares").await;
+    assert!(
+        !reasons.contains(&"DriftRepaired".to_string()),
+        "{reasons:?}"
+    );
+
+    // What the operator declares is still put back: its own parameter, removed in the UI.
+    emulator.set_job_config_raw(
+        &full_name,
+        &without_parameter(&rewritten, "JENKINS_OPERATOR_BUILD_ID"),
+    );
+    eventually("the operator's parameter to be put back", || {
+        let emulator = emulator.clone();
+        let full_name = full_name.clone();
+        async move {
+            let xml = emulator.job_config(&full_name)?;
+            texts(&xml, "name")
+                .contains(&"JENKINS_OPERATOR_BUILD_ID".to_string())
+                .then_some(())
+        }
+    })
+    .await;
 }

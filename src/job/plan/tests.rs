@@ -553,6 +553,48 @@ fn every_item_says_which_resource_manages_it_and_whether_it_was_created_or_adopt
     );
 }
 
+#[test]
+fn the_drift_check_compares_what_the_spec_sets_and_leaves_the_rest_to_the_jenkinsfile() {
+    let plain = &planned(&inline()).jobs[0].declared;
+    assert_eq!(plain.properties, [crate::jenkins::PARAMETERS_PROPERTY]);
+    assert!(
+        !plain.parameters,
+        "no spec parameters: the Jenkinsfile may declare some"
+    );
+
+    let mut full = inline();
+    full.spec.parameters = vec![ParameterSpec {
+        name: "P".into(),
+        type_: ParameterType::String,
+        default: None,
+        choices: Vec::new(),
+        description: None,
+    }];
+    full.spec.triggers = Some(TriggersSpec {
+        cron: Some("H * * * *".into()),
+        poll_scm: None,
+    });
+    full.spec.build_discarder = Some(BuildDiscarderSpec::default());
+    // Set to its default: declared all the same, so a Jenkinsfile cannot turn it off.
+    full.spec.concurrent_builds = Some(true);
+    let declared = &planned(&full).jobs[0].declared;
+    assert!(declared.parameters);
+    assert_eq!(declared.properties.len(), 4, "{:?}", declared.properties);
+    for property in [
+        "jenkins.model.BuildDiscarderProperty",
+        DISABLE_CONCURRENT,
+        "org.jenkinsci.plugins.workflow.job.properties.PipelineTriggersJobProperty",
+    ] {
+        assert!(
+            declared.properties.iter().any(|p| p == property),
+            "{property}"
+        );
+    }
+
+    let multibranch = &planned(&git("  multibranch: {}\n")).jobs[0].declared;
+    assert!(multibranch.properties.is_empty());
+}
+
 /// Text that must reach Jenkins exactly as written.
 const CORPUS: &[&str] = &[
     "ends a CDATA ]]> section",
