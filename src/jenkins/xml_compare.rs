@@ -361,7 +361,8 @@ mod tests {
   <actions>
     <org.jenkinsci.plugins.pipeline.modeldefinition.actions.DeclarativeJobAction plugin="p@1"/>
     <org.jenkinsci.plugins.pipeline.modeldefinition.actions.DeclarativeJobPropertyTrackerAction>
-      <jobProperties><string>org.jenkinsci.plugins.workflow.job.properties.DurabilityHintJobProperty</string></jobProperties>
+      <jobProperties><string>org.jenkinsci.plugins.workflow.job.properties.DurabilityHintJobProperty
+      </string></jobProperties>
       <triggers/><parameters><string>THEIRS</string></parameters><options/>
     </org.jenkinsci.plugins.pipeline.modeldefinition.actions.DeclarativeJobPropertyTrackerAction>
   </actions>

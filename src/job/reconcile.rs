@@ -870,6 +870,9 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         }
         Err(error) => {
             warn!(error = %error, "cannot reach Jenkins to delete the jobs; leaving them");
+            // The resource goes, so no condition can tell; an Event does.
+            let note = format!("left the jobs in Jenkins: cannot call Jenkins: {error}");
+            publish(ctx, job, EventType::Warning, "JobsLeft", &note).await;
             return Ok(Action::await_change());
         }
     };

@@ -240,9 +240,13 @@ pub async fn sync(
                     if created {
                         (stored_hash(jenkins, &path).await?, JobOrigin::Created)
                     } else {
-                        // Someone else created it meanwhile: not ours to delete; the next
-                        // drift check compares it.
-                        (None, JobOrigin::Adopted)
+                        // Someone created it meanwhile: its description tells whether it was
+                        // this resource (another replica); the next drift check compares it.
+                        let origin = match jenkins.config(&path).await? {
+                            Some(live) => origin_of(&live, job),
+                            None => JobOrigin::Adopted,
+                        };
+                        (None, origin)
                     }
                 }
             }
@@ -415,8 +419,8 @@ async fn stored_hash(
     Ok(jenkins.config(path).await?.map(|xml| config_hash(&xml)))
 }
 
-/// Deletes `recorded` jobs of a JenkinsJob (its finalizer chooses which). Folders are never deleted: they may
-/// hold other teams' jobs, and an emptied folder costs nothing.
+/// Deletes `recorded` jobs of a JenkinsJob (its finalizer chooses which). Folders are never
+/// deleted: they may hold other teams' jobs, and an emptied folder costs nothing.
 pub async fn delete_all(
     jenkins: &Throttled<'_>,
     recorded: &[GeneratedJobStatus],
