@@ -138,8 +138,12 @@ pub struct JenkinsJobSpec {
     #[serde(default)]
     pub disabled: bool,
 
-    /// What happens to the Jenkins jobs when this resource is deleted: `Delete` (default)
-    /// removes them with their history; `Orphan` leaves them in Jenkins.
+    /// What happens to the Jenkins jobs when this resource is deleted. `Delete` (default)
+    /// removes the jobs the operator created, with their history, and leaves the ones it
+    /// adopted (jobs that already existed in Jenkins; see `status.jobs[].origin`); `DeleteAll`
+    /// removes adopted jobs too; `Orphan` leaves every job in Jenkins. A job the spec stops
+    /// producing (a removed branch or environment) goes the same way, except under `Orphan`,
+    /// where it is deleted if the operator created it.
     #[serde(default)]
     pub deletion_policy: JobDeletionPolicy,
 }
@@ -324,11 +328,27 @@ pub struct BuildDiscarderSpec {
 /// What happens to the Jenkins jobs when their JenkinsJob is deleted.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum JobDeletionPolicy {
-    /// Delete the jobs and their build history.
+    /// Delete the jobs the operator created, with their build history; leave the ones it
+    /// adopted.
     #[default]
     Delete,
     /// Leave the jobs in Jenkins.
     Orphan,
+    /// Delete every job, adopted ones too, with their build history.
+    DeleteAll,
+}
+
+/// How the Jenkins job came under this JenkinsJob: `Created` by the operator, or `Adopted`
+/// (it already existed in Jenkins and was taken over). Adopted jobs stay in Jenkins when the
+/// JenkinsJob is deleted unless `spec.deletionPolicy` is `DeleteAll`. Entries recorded before
+/// the operator kept track of origins have none and count as created.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobOrigin {
+    /// The operator created it for this resource.
+    Created,
+    /// It already existed in Jenkins (made by hand, or left by another resource) and the
+    /// operator took it over.
+    Adopted,
 }
 
 /// What the operator observed of the jobs.
@@ -357,7 +377,7 @@ pub struct JenkinsJobStatus {
     pub last_result: Option<String>,
 
     /// The Secret (`namespace/name`) the operator copied into the cluster's namespace as a
-    /// Jenkins credential, deleted with this resource.
+    /// Jenkins credential, deleted with this resource or when the team's Secret goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_secret: Option<String>,
 }
@@ -393,6 +413,18 @@ pub struct GeneratedJobStatus {
     /// Jenkins' own rewriting of a document is not mistaken for an edit in the UI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_config_hash: Option<String>,
+
+    /// Whether the operator created the job or adopted it (see [`JobOrigin`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<JobOrigin>,
+}
+
+impl GeneratedJobStatus {
+    /// Whether the job was adopted rather than created (entries without an origin were
+    /// created: earlier versions recorded only jobs they synced as their own).
+    pub fn adopted(&self) -> bool {
+        self.origin == Some(JobOrigin::Adopted)
+    }
 }
 
 /// A build, briefly.

@@ -355,6 +355,9 @@ mod tests {
             environment: environment.map(String::from),
             branch: branch.map(String::from),
             config_xml: String::new(),
+            adopted_config_xml: String::new(),
+            created_marker: String::new(),
+            declared: Default::default(),
             config_hash: String::new(),
         }
     }

@@ -31,4 +31,6 @@ pub use jobs::{FOLDER_CONFIG, JobInfo, ParameterDefinition, ParameterKind};
 pub use names::{JobPath, validate_name};
 pub use queue::QueueItem;
 pub use system::{Plugin, ServerInfo, WhoAmI};
-pub use xml_compare::configs_equivalent;
+pub use xml_compare::{
+    Declared, PARAMETERS_PROPERTY, configs_equivalent, job_config_matches, root_child_text,
+};

@@ -37,6 +37,16 @@
 //! each Jenkinsfile, and core Jenkins has no folder-level way to add parameters or environment
 //! variables to them. Their names carry the environment (`<name>-<env>`).
 //!
+//! ## Who manages an item
+//! The description of every item ends with a line naming the JenkinsJob (with its uid) and
+//! whether the operator created the item for it or adopted it ([`marker`]). Jenkins keeps the
+//! description as written and shows it on the job page. When `createItem` answers that an item
+//! already exists and the status does not record it, that line tells a job this resource
+//! created itself (before a status write was lost) from one made by hand or left by another
+//! resource; only the first kind is deleted with the resource by default. A description is
+//! the one place of a config.xml that holds free text in every item type without a plugin of
+//! our own: Jenkins drops elements it has no class for.
+//!
 //! ## Plugin attributes
 //! Jenkins writes `plugin="name@version"` attributes; they only record which plugin version
 //! saved a document, Jenkins ignores them on reading, and the operator does not know the
@@ -53,9 +63,10 @@ use super::invalid::{InvalidJob, Problems};
 use super::names::credentials_id;
 use crate::api::cluster::EnvironmentSpec;
 use crate::api::job::{
-    BuildDiscarderSpec, GitSpec, JenkinsJobSpec, ParameterSpec, ParameterType, ScmSpec,
+    BuildDiscarderSpec, GitSpec, JenkinsJobSpec, JobOrigin, ParameterSpec, ParameterType, ScmSpec,
 };
 use crate::cluster::environments::deploy_template_name;
+use crate::jenkins::{Declared, PARAMETERS_PROPERTY};
 
 /// The parameter a JenkinsBuild fills with its own id.
 pub const BUILD_ID_PARAMETER: &str = "JENKINS_OPERATOR_BUILD_ID";
@@ -89,6 +100,15 @@ pub const BRANCH_SOURCE_ID: &str = "jenkins-operator-git";
 pub const FOLDER_DESCRIPTION: &str =
     "Managed by jenkins-operator: holds jobs declared as JenkinsJob resources in Kubernetes.";
 
+/// Job property holding the build retention.
+const BUILD_DISCARDER_PROPERTY: &str = "jenkins.model.BuildDiscarderProperty";
+/// Job property that keeps builds of one job from running at the same time.
+const DISABLE_CONCURRENT_PROPERTY: &str =
+    "org.jenkinsci.plugins.workflow.job.properties.DisableConcurrentBuildsJobProperty";
+/// Job property holding the timer and SCM triggers.
+const TRIGGERS_PROPERTY: &str =
+    "org.jenkinsci.plugins.workflow.job.properties.PipelineTriggersJobProperty";
+
 const MULTIBRANCH_CLASS: &str =
     "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject";
 
@@ -97,10 +117,51 @@ const MULTIBRANCH_CLASS: &str =
 pub struct JobTarget<'a> {
     /// Namespace of the JenkinsJob, which owns the credentials Secret.
     pub namespace: &'a str,
+    /// The JenkinsJob the item belongs to, and how it came under it.
+    pub owner: Owner<'a>,
     /// The environment the job deploys to, if any.
     pub environment: Option<&'a EnvironmentSpec>,
     /// The branch the job builds, if it is one of `spec.branches`.
     pub branch: Option<ListedBranch<'a>>,
+}
+
+/// The JenkinsJob an item belongs to, and how the item came under it. The item's description
+/// ends with a line that says so ([`marker`]): the operator recognises by it a job it created
+/// itself when its status does not record the job (a status write lost after the create).
+#[derive(Clone, Copy, Debug)]
+pub struct Owner<'a> {
+    /// Namespace of the JenkinsJob.
+    pub namespace: &'a str,
+    /// Name of the JenkinsJob.
+    pub name: &'a str,
+    /// Its uid: a JenkinsJob created again under the same name is another resource, and
+    /// adopts what the first one left behind.
+    pub uid: &'a str,
+    /// Whether the operator created the item for this JenkinsJob or adopted it.
+    pub origin: JobOrigin,
+}
+
+/// The last line of the description of an item that `owner` manages: who manages it and
+/// whether the operator created it or adopted it. Plain text made of names Kubernetes
+/// restricts to letters, digits, `-` and `.`, so it survives Jenkins' XML round trip as is.
+pub fn marker(owner: &Owner<'_>) -> String {
+    let how = match owner.origin {
+        JobOrigin::Created => "created",
+        JobOrigin::Adopted => "adopted",
+    };
+    format!(
+        "Managed by jenkins-operator for JenkinsJob {}/{} (uid {}), which {how} this job.",
+        owner.namespace, owner.name, owner.uid
+    )
+}
+
+/// The item's description: the spec's, then a blank line and the [`marker`].
+fn description(spec: &JenkinsJobSpec, target: &JobTarget<'_>) -> String {
+    let marker = marker(&target.owner);
+    match spec.description.as_deref().filter(|d| !d.is_empty()) {
+        Some(declared) => format!("{declared}\n\n{marker}"),
+        None => marker,
+    }
 }
 
 /// A branch from `spec.branches`, with its index for error messages.
@@ -119,7 +180,7 @@ pub fn pipeline_job(spec: &JenkinsJobSpec, target: &JobTarget<'_>) -> Result<Str
         doc.empty("actions", &[]);
         doc.text(
             "description",
-            spec.description.as_deref().unwrap_or(""),
+            &description(spec, target),
             "spec.description",
         );
         doc.constant("keepDependencies", "false");
@@ -145,7 +206,7 @@ pub fn multibranch_project(
         doc.empty("actions", &[]);
         doc.text(
             "description",
-            spec.description.as_deref().unwrap_or(""),
+            &description(spec, target),
             "spec.description",
         );
         doc.empty("properties", &[]);
@@ -193,6 +254,38 @@ pub fn folder() -> String {
     });
     // Only constants go into this document, so it has no problems to report.
     doc.finish().unwrap_or_default()
+}
+
+/// What of a pipeline job's config.xml the spec declares, for the drift check (see
+/// [`Declared`]): always the parameters property (it holds the operator's own parameters), and
+/// the properties of the fields the spec sets (`buildDiscarder`, `concurrentBuilds`,
+/// `triggers`), even to their defaults. The definitions of parameters are the spec's only when
+/// it lists some: otherwise the Jenkinsfile may declare them (`parameters { ... }`). A
+/// multibranch project declares no property: Jenkins and plugins add folder properties there.
+pub fn declared_parts(spec: &JenkinsJobSpec) -> Declared {
+    if spec.multibranch.is_some() {
+        return Declared {
+            properties: Vec::new(),
+            parameters: true,
+        };
+    }
+    let mut properties = vec![PARAMETERS_PROPERTY.to_string()];
+    for (set, property) in [
+        (spec.build_discarder.is_some(), BUILD_DISCARDER_PROPERTY),
+        (
+            spec.concurrent_builds.is_some(),
+            DISABLE_CONCURRENT_PROPERTY,
+        ),
+        (spec.triggers.is_some(), TRIGGERS_PROPERTY),
+    ] {
+        if set {
+            properties.push(property.to_string());
+        }
+    }
+    Declared {
+        properties,
+        parameters: !spec.parameters.is_empty(),
+    }
 }
 
 /// A short digest of a config.xml (the first 16 hex digits of its SHA-256), for cheap change
@@ -244,7 +337,7 @@ fn string_parameter(name: &str, default: &str, description: &str) -> ParameterSp
 
 fn pipeline_properties(doc: &mut Doc, spec: &JenkinsJobSpec, target: &JobTarget<'_>) {
     if let Some(discarder) = spec.build_discarder.as_ref().filter(|d| has_limit(d)) {
-        doc.element("jenkins.model.BuildDiscarderProperty", &[], |doc| {
+        doc.element(BUILD_DISCARDER_PROPERTY, &[], |doc| {
             doc.element("strategy", &[("class", "hudson.tasks.LogRotator")], |doc| {
                 log_rotator(doc, discarder);
             });
@@ -252,12 +345,12 @@ fn pipeline_properties(doc: &mut Doc, spec: &JenkinsJobSpec, target: &JobTarget<
     }
 
     if spec.concurrent_builds == Some(false) {
-        let property = "org.jenkinsci.plugins.workflow.job.properties.\
-                        DisableConcurrentBuildsJobProperty";
-        doc.element(property, &[], |doc| doc.constant("abortPrevious", "false"));
+        doc.element(DISABLE_CONCURRENT_PROPERTY, &[], |doc| {
+            doc.constant("abortPrevious", "false")
+        });
     }
 
-    doc.element("hudson.model.ParametersDefinitionProperty", &[], |doc| {
+    doc.element(PARAMETERS_PROPERTY, &[], |doc| {
         doc.element("parameterDefinitions", &[], |doc| {
             for (i, parameter) in spec.parameters.iter().enumerate() {
                 parameter_definition(doc, parameter, &format!("spec.parameters[{i}]"));
@@ -272,8 +365,7 @@ fn pipeline_properties(doc: &mut Doc, spec: &JenkinsJobSpec, target: &JobTarget<
     let cron = triggers.and_then(|t| t.cron.as_deref());
     let poll = triggers.and_then(|t| t.poll_scm.as_deref());
     if cron.is_some() || poll.is_some() {
-        let property = "org.jenkinsci.plugins.workflow.job.properties.PipelineTriggersJobProperty";
-        doc.element(property, &[], |doc| {
+        doc.element(TRIGGERS_PROPERTY, &[], |doc| {
             doc.element("triggers", &[], |doc| {
                 if let Some(cron) = cron {
                     doc.element("hudson.triggers.TimerTrigger", &[], |doc| {

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use super::config_xml::{
-    self, JobTarget, ListedBranch, RESERVED_PARAMETER_PREFIX, RESERVED_PARAMETERS,
+    self, JobTarget, ListedBranch, Owner, RESERVED_PARAMETER_PREFIX, RESERVED_PARAMETERS,
 };
 use super::invalid::{InvalidJob, Problems};
 use super::names::{MAX_CREDENTIALS_ID, check_item_name, credentials_id};
@@ -25,7 +25,8 @@ use crate::api::JenkinsCluster;
 use crate::api::cluster::EnvironmentSpec;
 #[cfg(test)]
 use crate::api::job::{BuildDiscarderSpec, ParameterSpec, TriggersSpec};
-use crate::api::job::{JenkinsJob, JenkinsJobSpec, ParameterType};
+use crate::api::job::{JenkinsJob, JenkinsJobSpec, JobOrigin, ParameterType};
+use crate::jenkins::Declared;
 
 /// What kind of Jenkins item a generated job is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +52,14 @@ pub struct PlannedJob {
     pub branch: Option<String>,
     /// The config.xml to create or update the item with.
     pub config_xml: String,
+    /// The same document for an item the operator adopted: its description says so.
+    pub adopted_config_xml: String,
+    /// The line ending the description of an item this resource created
+    /// ([`config_xml::marker`]).
+    pub created_marker: String,
+    /// What of the config.xml the spec declares: the drift check compares only that
+    /// ([`config_xml::declared_parts`]).
+    pub declared: Declared,
     /// [`config_xml::config_hash`] of `config_xml`.
     pub config_hash: String,
 }
@@ -76,6 +85,16 @@ pub struct JobPlan {
     pub jobs: Vec<PlannedJob>,
     /// The credential the jobs use, if the spec names a Secret.
     pub credential: Option<CredentialRef>,
+}
+
+impl PlannedJob {
+    /// The config.xml for an item of this origin.
+    pub fn config_for(&self, origin: JobOrigin) -> &str {
+        match origin {
+            JobOrigin::Created => &self.config_xml,
+            JobOrigin::Adopted => &self.adopted_config_xml,
+        }
+    }
 }
 
 impl JobPlan {
@@ -111,18 +130,35 @@ pub fn plan(job: &JenkinsJob, cluster: &JenkinsCluster) -> Result<JobPlan, Inval
     // Fan-out: one job per (branch, environment) pair, or multibranch projects.
     let mut jobs = Vec::new();
     let mut fields = Vec::new();
-    for (target, job_name) in targets(spec, &name, &namespace, &environments) {
+    let uid = job.metadata.uid.clone().unwrap_or_default();
+    let owner = Owner {
+        namespace: &namespace,
+        name: &name,
+        uid: &uid,
+        origin: JobOrigin::Created,
+    };
+    for (target, job_name) in targets(spec, owner, &name, &environments) {
         fields.push(source_field(spec, &target));
         let kind = if spec.multibranch.is_some() {
             JobKind::Multibranch
         } else {
             JobKind::Pipeline
         };
-        let xml = match kind {
-            JobKind::Pipeline => config_xml::pipeline_job(spec, &target),
-            JobKind::Multibranch => config_xml::multibranch_project(spec, &target),
+        let document = |target: &JobTarget<'_>| match kind {
+            JobKind::Pipeline => config_xml::pipeline_job(spec, target),
+            JobKind::Multibranch => config_xml::multibranch_project(spec, target),
         };
-        let config_xml = match xml {
+        // The adopted variant differs only in the marker, so it has the same problems (if
+        // any), which are reported once.
+        let adopted = JobTarget {
+            owner: Owner {
+                origin: JobOrigin::Adopted,
+                ..target.owner
+            },
+            ..target
+        };
+        let adopted_config_xml = document(&adopted).unwrap_or_default();
+        let config_xml = match document(&target) {
             Ok(xml) => xml,
             Err(invalid) => {
                 for p in invalid.problems {
@@ -140,7 +176,10 @@ pub fn plan(job: &JenkinsJob, cluster: &JenkinsCluster) -> Result<JobPlan, Inval
             environment: target.environment.map(|e| e.name.clone()),
             branch: target.branch.map(|b| b.name.to_string()),
             config_hash: config_xml::config_hash(&config_xml),
+            created_marker: config_xml::marker(&target.owner),
+            declared: config_xml::declared_parts(spec),
             config_xml,
+            adopted_config_xml,
         });
     }
     check_job_names(&mut problems, &jobs, &fields);
@@ -419,8 +458,8 @@ fn credential(
 /// Every (target, job name) pair the spec fans out to.
 fn targets<'a>(
     spec: &'a JenkinsJobSpec,
+    owner: Owner<'a>,
     name: &str,
-    namespace: &'a str,
     environments: &[&'a EnvironmentSpec],
 ) -> Vec<(JobTarget<'a>, String)> {
     let branches: Vec<Option<ListedBranch<'a>>> = if spec.branches.is_empty() {
@@ -450,7 +489,8 @@ fn targets<'a>(
                 job_name.push_str(&e.name);
             }
             let target = JobTarget {
-                namespace,
+                namespace: owner.namespace,
+                owner,
                 environment: *env,
                 branch: *branch,
             };

@@ -21,7 +21,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, warn};
 
-use super::credentials::{UnusableSecret, credential_secret, up_to_date};
+use super::credentials::{SOURCE_ANNOTATION, UnusableSecret, credential_secret, up_to_date};
 use super::index::NameIndex;
 use super::plan::{CredentialRef, JobPlan, plan};
 use super::sync::{self, Synced, Throttled};
@@ -278,6 +278,16 @@ impl Verdict {
     }
 }
 
+/// What a reconcile changes in the status besides the conditions.
+enum Seen {
+    /// Nothing new: the rest of the status stays as it is.
+    Nothing,
+    /// A successful sync.
+    Synced(Observed),
+    /// The credential copy is gone: the status stops naming it.
+    CredentialRemoved,
+}
+
 /// What a successful sync changes in the status besides the conditions.
 struct Observed {
     jobs: Vec<GeneratedJobStatus>,
@@ -304,7 +314,7 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
             job,
             ctx,
             &Verdict::stalled("ClusterNotFound", message),
-            None,
+            Seen::Nothing,
         )
         .await?;
         return Ok(Action::requeue(settings.resync));
@@ -317,7 +327,7 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
             job,
             ctx,
             &Verdict::stalled("NamespaceNotAdmitted", problem),
-            None,
+            Seen::Nothing,
         )
         .await?;
         return Ok(Action::requeue(settings.resync));
@@ -328,7 +338,7 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         Ok(plan) => plan,
         Err(invalid) => {
             let verdict = Verdict::stalled("InvalidSpec", invalid.to_string());
-            report(job, ctx, &verdict, None).await?;
+            report(job, ctx, &verdict, Seen::Nothing).await?;
             return Ok(Action::await_change());
         }
     };
@@ -336,7 +346,13 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     // Two resources producing the same Jenkins job: the one holding it (else the older) keeps
     // it, this one waits.
     if let Some(message) = name_conflict(job, &plan, &cluster, jctx, ctx).await? {
-        report(job, ctx, &Verdict::stalled("NameConflict", message), None).await?;
+        report(
+            job,
+            ctx,
+            &Verdict::stalled("NameConflict", message),
+            Seen::Nothing,
+        )
+        .await?;
         return Ok(Action::requeue(settings.resync));
     }
 
@@ -352,29 +368,41 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
             job,
             ctx,
             &Verdict::progressing("ClusterNotReady", message),
-            None,
+            Seen::Nothing,
         )
         .await?;
         return Ok(Action::requeue(settings.resync));
     }
 
     // The credential: the team's Secret, copied where the credentials provider reads it.
+    let recorded = job
+        .status
+        .as_ref()
+        .and_then(|s| s.credential_secret.clone());
     let credential_secret = match &plan.credential {
         Some(credential) => match ensure_credential(&cluster, credential, ctx).await? {
             Ok(copy) => Some(copy),
             Err(problem) => {
-                let verdict = Verdict::stalled("CredentialSecretInvalid", problem);
-                report(job, ctx, &verdict, None).await?;
+                // A credential must not outlive the Secret it was made from: a deleted or
+                // emptied Secret is a revoked credential. Its copy goes, and so does a copy
+                // of an earlier Secret this resource still held.
+                let copy = remove_credential_copy(&cluster, credential, ctx).await?;
+                if let Some(old) = recorded.filter(|old| *old != copy) {
+                    release_credential(job, &old, &jctx.jobs, ctx).await?;
+                }
+                let message = format!(
+                    "{problem}. Until then the Jenkins credential {} made from it is removed \
+                     (Secret {copy})",
+                    credential.id
+                );
+                let verdict = Verdict::stalled("CredentialSecretInvalid", message);
+                report(job, ctx, &verdict, Seen::CredentialRemoved).await?;
                 // Secrets are not watched; look again soon.
                 return Ok(Action::requeue(settings.progress_poll));
             }
         },
         None => None,
     };
-    let recorded = job
-        .status
-        .as_ref()
-        .and_then(|s| s.credential_secret.clone());
     if let Some(old) = recorded.filter(|old| Some(old) != credential_secret.as_ref()) {
         release_credential(job, &old, &jctx.jobs, ctx).await?;
     }
@@ -386,6 +414,7 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     let uid = job.uid().unwrap_or_default();
     let drift_check = jctx.drift_checks.due(&uid, settings.job_drift_check);
     let base_url = jenkins_url(&cluster);
+    let delete_adopted = job.spec.deletion_policy == JobDeletionPolicy::DeleteAll;
     let mut read_again = false;
     let synced = loop {
         let jenkins = match ctx.jenkins.cached_client(&ctx.client, &cluster).await {
@@ -399,12 +428,20 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
             }
             Err(error) => {
                 let verdict = Verdict::stalled("JenkinsAccess", error.to_string());
-                report(job, ctx, &verdict, None).await?;
+                report(job, ctx, &verdict, Seen::Nothing).await?;
                 return Ok(Action::requeue(settings.progress_poll));
             }
         };
         let throttled = Throttled::new(jenkins, ctx.jenkins.permits(cluster_name), &ctx.metrics);
-        let synced = sync::sync(&throttled, &plan, &old.jobs, drift_check, &base_url).await;
+        let synced = sync::sync(
+            &throttled,
+            &plan,
+            &old.jobs,
+            drift_check,
+            &base_url,
+            delete_adopted,
+        )
+        .await;
         if matches!(synced, Err(JenkinsError::Unauthorized { .. })) {
             ctx.jenkins.forget(&cluster);
             if !read_again {
@@ -417,8 +454,8 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     let synced = match synced {
         Ok(synced) => synced,
         Err(error) => {
-            let verdict = jenkins_verdict(&error);
-            report(job, ctx, &verdict, None).await?;
+            let verdict = jenkins_verdict(&error, error.to_string());
+            report(job, ctx, &verdict, Seen::Nothing).await?;
             return Err(Error::Jenkins(error));
         }
     };
@@ -437,7 +474,7 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     let verdict = Verdict::Synced {
         count: plan.jobs.len(),
     };
-    report(job, ctx, &verdict, Some(observed)).await?;
+    report(job, ctx, &verdict, Seen::Synced(observed)).await?;
     Ok(Action::requeue(settings.resync))
 }
 
@@ -570,6 +607,44 @@ async fn ensure_credential(
     Ok(Ok(copy))
 }
 
+/// Deletes the copy of `credential`'s Secret, whose source is gone or unusable. Returns
+/// `namespace/name` of the copy.
+///
+/// No other JenkinsJob can still need it: the copy is named after its source Secret, so every
+/// JenkinsJob that uses it names that same Secret and stalls on it too. Only a copy made from
+/// that Secret (by its source annotation) is deleted, never a Secret someone else put there
+/// under the same name. A read when there is nothing to delete: a stalled resource polls.
+async fn remove_credential_copy(
+    cluster: &JenkinsCluster,
+    credential: &CredentialRef,
+    ctx: &Context,
+) -> Result<String, Error> {
+    let namespace = cluster_namespace(cluster);
+    let copy = format!("{namespace}/{}", credential.id);
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let live = api
+        .get_metadata_opt(&credential.id)
+        .await
+        .map_err(kube_error("read", format!("Secret {copy}")))?;
+    let source = format!("{}/{}", credential.namespace, credential.secret);
+    let made_from_source = live
+        .as_ref()
+        .is_some_and(|l| l.annotations().get(SOURCE_ANNOTATION) == Some(&source));
+    if !made_from_source {
+        return Ok(copy);
+    }
+    match api
+        .delete(&credential.id, &DeleteParams::background())
+        .await
+    {
+        Ok(_) => info!(secret = %copy, source = %source,
+            "deleted the credential copy: its Secret is gone or unusable"),
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => return Err(kube_error("delete", format!("Secret {copy}"))(e)),
+    }
+    Ok(copy)
+}
+
 /// Deletes a credential copy this JenkinsJob made, unless another JenkinsJob of the same
 /// namespace still uses it (two jobs may name the same Secret).
 async fn release_credential(
@@ -605,14 +680,41 @@ async fn release_credential(
     Ok(())
 }
 
-/// The status after a failed Jenkins call: a Jenkins that is starting or unreachable comes
-/// back by itself; anything else it refused needs a change.
-fn jenkins_verdict(error: &JenkinsError) -> Verdict {
+/// The status after a failed Jenkins call, with `message`: a Jenkins that is starting or
+/// unreachable comes back by itself; anything else it refused needs a change.
+fn jenkins_verdict(error: &JenkinsError, message: String) -> Verdict {
     match error {
-        JenkinsError::Starting { .. } => Verdict::progressing("JenkinsStarting", error.to_string()),
-        e if e.is_transient() => Verdict::progressing("JenkinsUnreachable", error.to_string()),
-        _ => Verdict::stalled("JenkinsRejected", error.to_string()),
+        JenkinsError::Starting { .. } => Verdict::progressing("JenkinsStarting", message),
+        e if e.is_transient() => Verdict::progressing("JenkinsUnreachable", message),
+        _ => Verdict::stalled("JenkinsRejected", message),
     }
+}
+
+/// The finalizer could not delete `jobs` from Jenkins. Without a word in the status the only
+/// sign would be Warning Events while the resource hangs in deletion; the conditions say why
+/// and how to let it go without Jenkins (a spec change of a deleting resource bumps its
+/// generation, so the controller sees the new policy). Returns the error, for the retry.
+async fn deletion_blocked(
+    job: &JenkinsJob,
+    ctx: &Context,
+    jobs: &[GeneratedJobStatus],
+    error: JenkinsError,
+) -> Error {
+    let names: Vec<&str> = jobs.iter().map(|j| j.full_name.as_str()).collect();
+    let message = format!(
+        "the resource is being deleted but its Jenkins jobs {} cannot be deleted: {error}; \
+         retrying until Jenkins answers. To finish the deletion and leave the jobs in Jenkins, \
+         set spec.deletionPolicy to Orphan: kubectl patch jenkinsjob {} -n {} --type merge \
+         -p '{{\"spec\":{{\"deletionPolicy\":\"Orphan\"}}}}'",
+        names.join(", "),
+        job.name_any(),
+        job.namespace().unwrap_or_default(),
+    );
+    let verdict = jenkins_verdict(&error, message);
+    if let Err(e) = report(job, ctx, &verdict, Seen::Nothing).await {
+        warn!(error = %e, "failed to report the blocked deletion in the status");
+    }
+    Error::Jenkins(error)
 }
 
 /// Logs and announces what a sync wrote to Jenkins; whether there was anything to announce.
@@ -639,14 +741,14 @@ async fn report(
     job: &JenkinsJob,
     ctx: &Context,
     verdict: &Verdict,
-    observed: Option<Observed>,
+    seen: Seen,
 ) -> Result<(), Error> {
     let old = job.status.clone().unwrap_or_default();
     let generation = job.metadata.generation;
     let conditions = conditions::merge(&old.conditions, &verdict.conditions(), generation);
-    let announced = observed.as_ref().is_some_and(|o| o.announced);
-    let new = match observed {
-        Some(observed) => JenkinsJobStatus {
+    let announced = matches!(&seen, Seen::Synced(observed) if observed.announced);
+    let new = match seen {
+        Seen::Synced(observed) => JenkinsJobStatus {
             conditions,
             observed_generation: generation,
             job_count: Some(i32::try_from(observed.jobs.len()).unwrap_or(i32::MAX)),
@@ -654,9 +756,15 @@ async fn report(
             last_result: observed.last_result,
             credential_secret: observed.credential_secret,
         },
-        None => JenkinsJobStatus {
+        Seen::Nothing => JenkinsJobStatus {
             conditions,
             observed_generation: generation,
+            ..old.clone()
+        },
+        Seen::CredentialRemoved => JenkinsJobStatus {
+            conditions,
+            observed_generation: generation,
+            credential_secret: None,
             ..old.clone()
         },
     };
@@ -731,8 +839,9 @@ async fn publish(ctx: &Context, job: &JenkinsJob, type_: EventType, reason: &str
     }
 }
 
-/// Runs when the JenkinsJob is deleted: deletes its jobs (unless `Orphan`) and its
-/// credential copy. Folders stay: they may hold other teams' jobs.
+/// Runs when the JenkinsJob is deleted: deletes the jobs it created (unless `Orphan`; adopted
+/// ones too under `DeleteAll`) and its credential copy. Folders stay: they may hold other
+/// teams' jobs.
 async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     let ctx = &jctx.ctx;
     // What the operator remembers of the resource goes with it.
@@ -799,6 +908,11 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         let names: Vec<&str> = shared.iter().map(|j| j.full_name.as_str()).collect();
         info!(jobs = ?names, "leaving the jobs another JenkinsJob declares");
     }
+    // Jobs that existed before this resource took them over stay, unless the user asked for
+    // them to go too: deleting them would take history the operator never made.
+    let (adopted, ours): (Vec<GeneratedJobStatus>, Vec<GeneratedJobStatus>) = ours
+        .into_iter()
+        .partition(|j| j.adopted() && job.spec.deletion_policy != JobDeletionPolicy::DeleteAll);
     // With the cached client, and the Secret read again once if Jenkins refuses it (as in
     // `apply`).
     let mut read_again = false;
@@ -812,9 +926,14 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
                     source,
                 });
             }
-            Err(AccessError::Client(error)) => return Err(Error::Jenkins(error)),
+            Err(AccessError::Client(error)) => {
+                return Err(deletion_blocked(job, ctx, &ours, error).await);
+            }
             Err(error) => {
                 warn!(error = %error, "cannot reach Jenkins to delete the jobs; leaving them");
+                // The resource goes, so no condition can tell; an Event does.
+                let note = format!("left the jobs in Jenkins: cannot call Jenkins: {error}");
+                publish(ctx, job, EventType::Warning, "JobsLeft", &note).await;
                 return Ok(Action::await_change());
             }
         };
@@ -827,9 +946,22 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
                 continue;
             }
         }
-        break deleted.map_err(Error::Jenkins)?;
+        match deleted {
+            Ok(deleted) => break deleted,
+            Err(error) => return Err(deletion_blocked(job, ctx, &ours, error).await),
+        }
     };
     info!(jobs = ?deleted, "deleted the jobs from Jenkins");
+    if !adopted.is_empty() {
+        let names: Vec<&str> = adopted.iter().map(|j| j.full_name.as_str()).collect();
+        info!(jobs = ?names, "left the adopted jobs in Jenkins");
+        let note = format!(
+            "left the jobs it adopted in Jenkins: {} (they existed before this resource took \
+             them over; deletionPolicy DeleteAll deletes them too)",
+            names.join(", ")
+        );
+        publish(ctx, job, EventType::Normal, "AdoptedJobsLeft", &note).await;
+    }
     Ok(Action::await_change())
 }
 
@@ -854,7 +986,7 @@ mod tests {
             operation: "get job".into(),
         };
         assert!(matches!(
-            jenkins_verdict(&starting),
+            jenkins_verdict(&starting, starting.to_string()),
             Verdict::Progressing {
                 reason: "JenkinsStarting",
                 ..
@@ -865,7 +997,7 @@ mod tests {
             excerpt: "bad".into(),
         };
         assert!(matches!(
-            jenkins_verdict(&refused),
+            jenkins_verdict(&refused, refused.to_string()),
             Verdict::Stalled {
                 reason: "JenkinsRejected",
                 ..

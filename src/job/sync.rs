@@ -17,8 +17,10 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::config_xml::config_hash;
 use super::plan::{JobPlan, PlannedJob};
-use crate::api::job::{BuildSummary, GeneratedJobStatus};
-use crate::jenkins::{BuildResult, JenkinsClient, JenkinsError, JobPath, configs_equivalent};
+use crate::api::job::{BuildSummary, GeneratedJobStatus, JobOrigin};
+use crate::jenkins::{
+    BuildResult, JenkinsClient, JenkinsError, JobPath, job_config_matches, root_child_text,
+};
 use crate::operator::metrics::{JenkinsLabels, Metrics};
 
 /// A Jenkins client whose every call holds one of the cluster's permits and is counted in
@@ -184,6 +186,8 @@ pub struct Synced {
     /// Jobs whose config.xml had been edited in Jenkins and was put back.
     pub repaired: Vec<String>,
     pub deleted: Vec<String>,
+    /// Adopted jobs the spec no longer produces, left in Jenkins and no longer managed.
+    pub left: Vec<String>,
 }
 
 impl Synced {
@@ -194,6 +198,7 @@ impl Synced {
             ("updated", &self.updated),
             ("repaired drift in", &self.repaired),
             ("deleted", &self.deleted),
+            ("left adopted jobs in Jenkins:", &self.left),
         ]
         .iter()
         .filter(|(_, names)| !names.is_empty())
@@ -219,13 +224,15 @@ pub fn recorded_in(job: &GeneratedJobStatus, base_url: &str) -> bool {
 /// Brings Jenkins in line with `plan`. `recorded` is the status of the previous sync (only its
 /// jobs recorded in this Jenkins count, see [`recorded_in`]); `drift_check` reads every job's
 /// live config.xml even when its hash is unchanged; `base_url` is the cluster's Jenkins URL for
-/// the status.
+/// the status; `delete_adopted` says whether an adopted job the spec no longer produces is
+/// deleted (`DeleteAll`) or left in Jenkins.
 pub async fn sync(
     jenkins: &Throttled<'_>,
     plan: &JobPlan,
     recorded: &[GeneratedJobStatus],
     drift_check: bool,
     base_url: &str,
+    delete_adopted: bool,
 ) -> Result<Synced, JenkinsError> {
     let recorded: Vec<&GeneratedJobStatus> = recorded
         .iter()
@@ -244,25 +251,30 @@ pub async fn sync(
         let path = JobPath::parse(&job.full_name)?;
         let before = previous.get(job.full_name.as_str()).copied();
         let mut created = false;
-        let mut live_config_hash = if before.is_none()
+        let (mut live_config_hash, mut origin) = if before.is_none()
             && create(jenkins, &folder, &mut folder_ready, &path, &job.config_xml).await?
         {
             // Not recorded yet, so most likely new: created at once, without reading first.
             created = true;
-            stored_hash(jenkins, &path).await?
+            (stored_hash(jenkins, &path).await?, JobOrigin::Created)
         } else {
             // Recorded, or not recorded but already there (created before a status write
             // was lost, or by hand): read, compare and update as needed.
             match sync_one(jenkins, job, &path, before, drift_check, &mut out).await? {
-                Item::Present { live_hash } => live_hash,
+                Item::Present { live_hash, origin } => (live_hash, origin),
                 Item::Missing => {
                     created =
                         create(jenkins, &folder, &mut folder_ready, &path, &job.config_xml).await?;
-                    // Someone else created it meanwhile: the next drift check compares it.
                     if created {
-                        stored_hash(jenkins, &path).await?
+                        (stored_hash(jenkins, &path).await?, JobOrigin::Created)
                     } else {
-                        None
+                        // Someone created it meanwhile: its description tells whether it was
+                        // this resource (another replica); the next drift check compares it.
+                        let origin = match jenkins.config(&path).await? {
+                            Some(live) => origin_of(&live, job),
+                            None => JobOrigin::Adopted,
+                        };
+                        (None, origin)
                     }
                 }
             }
@@ -282,6 +294,7 @@ pub async fn sync(
                         create(jenkins, &folder, &mut folder_ready, &path, &job.config_xml).await?;
                     if created {
                         live_config_hash = stored_hash(jenkins, &path).await?;
+                        origin = JobOrigin::Created;
                     }
                     None
                 }
@@ -307,6 +320,7 @@ pub async fn sync(
             last_build: fetched.map(|f| f.summary),
             config_hash: Some(job.config_hash.clone()),
             live_config_hash,
+            origin: Some(origin),
         });
     }
     out.newest_result = newest.map(|(_, result)| result);
@@ -322,6 +336,11 @@ pub async fn sync(
         if planned.contains(&old.full_name.to_lowercase()) {
             continue;
         }
+        if old.adopted() && !delete_adopted {
+            // It existed before this resource took it over: it goes back to whoever made it.
+            out.left.push(old.full_name.clone());
+            continue;
+        }
         jenkins.delete(&JobPath::parse(&old.full_name)?).await?;
         out.deleted.push(old.full_name.clone());
     }
@@ -332,7 +351,10 @@ pub async fn sync(
 enum Item {
     /// It exists and says what the plan says; `live_hash` is the hash of the document
     /// Jenkins stores, when known.
-    Present { live_hash: Option<String> },
+    Present {
+        live_hash: Option<String>,
+        origin: JobOrigin,
+    },
     /// It does not exist: the caller creates it.
     Missing,
 }
@@ -373,23 +395,38 @@ async fn sync_one(
 ) -> Result<Item, JenkinsError> {
     let unchanged = before.and_then(|b| b.config_hash.as_deref()) == Some(&job.config_hash);
     let recorded_live = before.and_then(|b| b.live_config_hash.clone());
+    let recorded_origin = before.map(|b| {
+        if b.adopted() {
+            JobOrigin::Adopted
+        } else {
+            JobOrigin::Created
+        }
+    });
     if unchanged && !drift_check {
         return Ok(Item::Present {
             live_hash: recorded_live,
+            origin: recorded_origin.unwrap_or(JobOrigin::Created),
         });
     }
 
     let Some(live) = jenkins.config(path).await? else {
         return Ok(Item::Missing);
     };
+    // An item the status does not record is ours only if its description says this resource
+    // created it; anything else already there is adopted.
+    let origin = recorded_origin.unwrap_or_else(|| origin_of(&live, job));
+    let desired = job.config_for(origin);
     let live_hash = config_hash(&live);
     let same_as_written = unchanged && recorded_live.as_deref() == Some(live_hash.as_str());
-    if same_as_written || configs_equivalent(&live, &job.config_xml) {
+    // What a Jenkinsfile sets in its own job (parameters it declares, trackers of what it
+    // set) is not drift: only what the spec declares is compared.
+    if same_as_written || job_config_matches(&live, desired, &job.declared) {
         return Ok(Item::Present {
             live_hash: Some(live_hash),
+            origin,
         });
     }
-    jenkins.update(path, &job.config_xml).await?;
+    jenkins.update(path, desired).await?;
     if unchanged {
         out.repaired.push(job.full_name.clone());
     } else {
@@ -397,7 +434,21 @@ async fn sync_one(
     }
     Ok(Item::Present {
         live_hash: stored_hash(jenkins, path).await?,
+        origin,
     })
+}
+
+/// Whether an existing item that no status records was created for this resource: its
+/// description ends with the line the operator wrote when it created the item for this
+/// resource (the same uid). A job made by hand, copied from another, or left by another
+/// resource (even one of the same name) is adopted.
+fn origin_of(live: &str, job: &PlannedJob) -> JobOrigin {
+    let description = root_child_text(live, "description").unwrap_or_default();
+    if description.trim_end().ends_with(&job.created_marker) {
+        JobOrigin::Created
+    } else {
+        JobOrigin::Adopted
+    }
 }
 
 /// The hash of the config.xml Jenkins stores for `path` right after our write.
@@ -408,8 +459,8 @@ async fn stored_hash(
     Ok(jenkins.config(path).await?.map(|xml| config_hash(&xml)))
 }
 
-/// Deletes the jobs a JenkinsJob created (its finalizer). Folders are never deleted: they may
-/// hold other teams' jobs, and an emptied folder costs nothing.
+/// Deletes `recorded` jobs of a JenkinsJob (its finalizer chooses which). Folders are never
+/// deleted: they may hold other teams' jobs, and an emptied folder costs nothing.
 pub async fn delete_all(
     jenkins: &Throttled<'_>,
     recorded: &[GeneratedJobStatus],
@@ -425,6 +476,48 @@ pub async fn delete_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::job::JenkinsJob;
+    use crate::job::plan::plan;
+
+    fn planned(uid: &str) -> PlannedJob {
+        let mut job: JenkinsJob = serde_saphyr::from_str(
+            "apiVersion: jenkins.ci/v1alpha1\nkind: JenkinsJob\n\
+             metadata: {name: web, namespace: team-web}\n\
+             spec: {cluster: ci, description: Builds, pipeline: {script: echo}}\n",
+        )
+        .expect("test job");
+        job.metadata.uid = Some(uid.into());
+        let cluster = crate::cluster::test_cluster("metadata: {name: ci}\nspec: {}\n");
+        let mut plan = plan(&job, &cluster).expect("a plan");
+        plan.jobs.remove(0)
+    }
+
+    #[test]
+    fn an_existing_item_is_ours_only_if_its_description_says_this_resource_created_it() {
+        let ours = planned("uid-1");
+        assert_eq!(origin_of(&ours.config_xml, &ours), JobOrigin::Created);
+        // As Jenkins stores it: its own prologue and indentation.
+        let stored = ours
+            .config_xml
+            .replace(
+                "<?xml version=\"1.1\" encoding=\"UTF-8\"?>",
+                "<?xml version='1.1'?>",
+            )
+            .replace("\n  ", "\n    ");
+        assert_eq!(origin_of(&stored, &ours), JobOrigin::Created);
+
+        // Adopted before, created for another resource (a copy, or left by a resource of the
+        // same name that was deleted with deletionPolicy Orphan), made by hand, or unreadable.
+        assert_eq!(
+            origin_of(&ours.adopted_config_xml, &ours),
+            JobOrigin::Adopted
+        );
+        let theirs = planned("uid-2");
+        assert_eq!(origin_of(&theirs.config_xml, &ours), JobOrigin::Adopted);
+        let by_hand = "<flow-definition><description>Builds</description></flow-definition>";
+        assert_eq!(origin_of(by_hand, &ours), JobOrigin::Adopted);
+        assert_eq!(origin_of("<flow-definition>", &ours), JobOrigin::Adopted);
+    }
 
     fn recorded(url: Option<&str>) -> GeneratedJobStatus {
         GeneratedJobStatus {

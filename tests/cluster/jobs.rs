@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use jenkins_emulator::{Fault, JenkinsEmulator};
+use jenkins_emulator::{DeclaredParameter, Fault, JenkinsEmulator, Jenkinsfile};
 use jenkins_operator::api::JenkinsCluster;
 use jenkins_operator::api::build::JenkinsBuild;
-use jenkins_operator::api::job::{JenkinsJob, JobDeletionPolicy};
+use jenkins_operator::api::job::{JenkinsJob, JobDeletionPolicy, JobOrigin};
 use jenkins_operator::jenkins::{JenkinsClient, JenkinsConfig, JobPath};
 use jenkins_operator::operator::jenkins_clients::read_admin_credentials;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -125,6 +125,31 @@ fn texts(xml: &str, name: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// The job's description as the spec declares it: without the line the operator adds to say
+/// which JenkinsJob manages the job.
+fn declared_description(xml: &str) -> String {
+    let description = texts(xml, "description").swap_remove(0);
+    let Some(at) = description.rfind("Managed by jenkins-operator for JenkinsJob ") else {
+        return description;
+    };
+    let declared = &description[..at];
+    declared
+        .strip_suffix("\n\n")
+        .unwrap_or(declared)
+        .to_string()
+}
+
+/// The line ending the description of a job the operator manages for `job`: `created` or
+/// `adopted`.
+fn marker_of(job: &JenkinsJob, how: &str) -> String {
+    format!(
+        "Managed by jenkins-operator for JenkinsJob {}/{} (uid {}), which {how} this job.",
+        job.namespace().expect("namespace"),
+        job.name_any(),
+        job.uid().expect("uid")
+    )
 }
 
 /// The root element's name.
@@ -298,10 +323,10 @@ async fn an_inline_job_becomes_a_pipeline_with_its_parameters_and_cron_in_nested
         texts(&xml, "name"),
         ["VERSION", "TARGET", "DRY_RUN", "JENKINS_OPERATOR_BUILD_ID"]
     );
-    assert_eq!(
-        texts(&xml, "description")[0],
-        "Nightly checks of the web app"
-    );
+    assert_eq!(declared_description(&xml), "Nightly checks of the web app");
+    // The job says which resource manages it, and that the operator created it.
+    assert!(texts(&xml, "description")[0].ends_with(&marker_of(&synced, "created")));
+    assert_eq!(status.jobs[0].origin, Some(JobOrigin::Created));
     assert!(texts(&xml, "string").contains(&"staging".to_string()));
     assert_eq!(texts(&xml, "spec"), ["H 2 * * *"]);
     assert_eq!(texts(&xml, "numToKeep"), ["20"]);
@@ -551,7 +576,12 @@ async fn a_new_job_costs_one_create_and_one_read_and_an_existing_item_is_taken_o
         .expect("create by hand");
     emulator.clear_requests();
     create_job(&env, &inline_job("third", &ns, &cluster)).await;
-    wait_synced(&env, &ns, "third").await;
+    let third = wait_synced(&env, &ns, "third").await;
+    // A copy of another resource's job is not this resource's own.
+    assert_eq!(
+        third.status.expect("status").jobs[0].origin,
+        Some(JobOrigin::Adopted)
+    );
     let config = jenkins
         .config(&format!("{ns}/third"))
         .await
@@ -595,7 +625,7 @@ async fn an_edit_made_in_jenkins_is_repaired_on_the_drift_check() {
         let full_name = full_name.clone();
         async move {
             let xml = emulator.job_config(&full_name)?;
-            (texts(&xml, "description")[0] == "as declared").then_some(())
+            (declared_description(&xml) == "as declared").then_some(())
         }
     })
     .await;
@@ -692,7 +722,7 @@ async fn injection_text_round_trips_and_control_characters_are_refused_before_je
         .config(&format!("{ns}/inject"))
         .await
         .expect("config.xml");
-    assert_eq!(texts(&xml, "description")[0], corpus);
+    assert_eq!(declared_description(&xml), corpus);
     assert_eq!(
         texts(&xml, "script"),
         [job.spec.pipeline.script.clone().expect("script")]
@@ -767,7 +797,7 @@ async fn a_name_conflict_marks_the_resource_that_does_not_hold_the_job() {
     );
     let xml = eventually("the job to say what the holder declares", || async {
         let xml = jenkins.config(&format!("{shared}/app")).await?;
-        (texts(&xml, "description")[0] == format!("by {a}")).then_some(xml)
+        (declared_description(&xml) == format!("by {a}")).then_some(xml)
     })
     .await;
     assert!(!xml.contains(&format!("by {b}")));
@@ -809,7 +839,7 @@ async fn an_unavailable_jenkins_makes_the_job_unsynced_until_it_recovers_and_del
     let xml = emulator
         .job_config(&format!("{ns}/steady"))
         .expect("the job is still there");
-    assert_eq!(texts(&xml, "description")[0], "changed");
+    assert_eq!(declared_description(&xml), "changed");
     let destructive: Vec<String> = emulator
         .requests()
         .iter()
@@ -846,7 +876,7 @@ async fn an_older_resource_moving_into_a_held_job_gets_the_conflict_and_changes_
     let message = &condition(&conflicted, "Stalled").expect("Stalled").message;
     assert!(message.contains(&format!("{b}/app")), "{message}");
     let xml = jenkins.config(&format!("{b}/app")).await.expect("B's job");
-    assert_eq!(texts(&xml, "description")[0], format!("by {b}"));
+    assert_eq!(declared_description(&xml), format!("by {b}"));
     let holder_now = wait_synced(&env, &b, "app").await;
     assert_eq!(
         condition(&holder_now, "Ready").map(|c| c.status.as_str()),
@@ -953,6 +983,417 @@ async fn deleting_the_losing_resource_of_a_conflict_keeps_the_winners_job() {
         "the winner's job survives the loser's deletion"
     );
     wait_synced(&env, &a, "app").await;
+}
+
+/// Creates the team's git Secret `name` in `namespace`.
+async fn create_git_secret(env: &Env, namespace: &str, name: &str) {
+    let mut secret = Secret::default();
+    secret.metadata.name = Some(name.into());
+    secret.string_data = Some(BTreeMap::from([
+        ("username".to_string(), "ci-bot".to_string()),
+        ("password".to_string(), "t0ken".to_string()),
+    ]));
+    Api::<Secret>::namespaced(env.client.clone(), namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the git Secret");
+}
+
+#[tokio::test]
+async fn a_deleted_git_secret_takes_its_jenkins_credential_along() {
+    let env = Env::start().await;
+    let (cluster, _jenkins) = ready_cluster(&env, "cluster-agents-environments.yaml").await;
+    let ns = env.name("team-web");
+    create_namespace(&env, &ns, &[("jenkins.ci/jobs", "platform")]).await;
+    create_git_secret(&env, &ns, "web-git").await;
+    // Two resources of the namespace use the same Secret, hence the same copy.
+    let web = example_job("job-scm-environments.yaml", &ns, &cluster);
+    let mut api = web.clone();
+    api.metadata.name = Some("api".into());
+    create_job(&env, &web).await;
+    create_job(&env, &api).await;
+    wait_synced(&env, &ns, "web").await;
+    wait_synced(&env, &ns, "api").await;
+    let copies: Api<Secret> = Api::namespaced(env.client.clone(), &cluster_ns(&cluster));
+    let credential_id = format!("k8s.{ns}.web-git");
+    assert!(
+        copies
+            .get_opt(&credential_id)
+            .await
+            .expect("read")
+            .is_some()
+    );
+
+    // The team revokes its Secret: the credential made from it goes too (Secrets are not
+    // watched: the resync finds out), and the status stops naming the copy.
+    Api::<Secret>::namespaced(env.client.clone(), &ns)
+        .delete("web-git", &DeleteParams::default())
+        .await
+        .expect("delete the git Secret");
+    for name in ["web", "api"] {
+        let stalled = wait_condition(
+            &env,
+            &ns,
+            name,
+            "Stalled",
+            "True",
+            "CredentialSecretInvalid",
+        )
+        .await;
+        let message = &condition(&stalled, "Stalled").expect("Stalled").message;
+        assert!(message.contains("web-git"), "{message}");
+    }
+    wait_gone(&copies, &credential_id).await;
+    let jobs: Api<JenkinsJob> = Api::namespaced(env.client.clone(), &ns);
+    for name in ["web", "api"] {
+        eventually("the status to stop naming the copy", || {
+            let jobs = jobs.clone();
+            async move {
+                let job = jobs.get(name).await.ok()?;
+                job.status?.credential_secret.is_none().then_some(())
+            }
+        })
+        .await;
+    }
+
+    // A new Secret brings the credential back.
+    create_git_secret(&env, &ns, "web-git").await;
+    wait_synced(&env, &ns, "web").await;
+    wait_synced(&env, &ns, "api").await;
+    assert!(
+        copies
+            .get_opt(&credential_id)
+            .await
+            .expect("read")
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_job_while_jenkins_is_down_says_so_and_orphan_lets_it_go() {
+    let env = Env::start().await;
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let Some(emulator) = env.jenkins_or_skip(&cluster.name_any(), "deletion while down") else {
+        return;
+    };
+    create_and_wait_ready(&env, &cluster).await;
+    let ns = cluster_ns(&cluster);
+    create_job(&env, &inline_job("doomed", &ns, &cluster)).await;
+    wait_synced(&env, &ns, "doomed").await;
+
+    // Jenkins' job endpoints fail (a proxy in front of a Jenkins that is down).
+    emulator.inject(Fault::FailNext {
+        path_prefix: "/job/".into(),
+        count: u32::MAX,
+        status: 502,
+    });
+    let api: Api<JenkinsJob> = Api::namespaced(env.client.clone(), &ns);
+    api.delete("doomed", &DeleteParams::default())
+        .await
+        .expect("delete the JenkinsJob");
+
+    // The finalizer cannot finish; the status says why and how to let go.
+    let blocked = wait_condition(
+        &env,
+        &ns,
+        "doomed",
+        "Reconciling",
+        "True",
+        "JenkinsUnreachable",
+    )
+    .await;
+    assert!(blocked.metadata.deletion_timestamp.is_some());
+    let message = &condition(&blocked, "Reconciling")
+        .expect("Reconciling")
+        .message;
+    assert!(message.contains(&format!("{ns}/doomed")), "{message}");
+    assert!(message.contains("deletionPolicy"), "{message}");
+    assert!(message.contains("Orphan"), "{message}");
+    assert_eq!(
+        condition(&blocked, "Ready").map(|c| c.status.as_str()),
+        Some("False")
+    );
+
+    // The way out: a spec patch on a deleting resource bumps its generation, so the
+    // controller sees it, and Orphan lets the deletion finish without Jenkins.
+    let before = blocked.metadata.generation.expect("generation");
+    let patched = api
+        .patch(
+            "doomed",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"deletionPolicy": "Orphan"}})),
+        )
+        .await
+        .expect("patch the deleting JenkinsJob");
+    assert!(patched.metadata.generation.expect("generation") > before);
+    wait_gone(&api, "doomed").await;
+    emulator.clear_faults();
+    assert!(
+        emulator.job_config(&format!("{ns}/doomed")).is_some(),
+        "Orphan leaves the job in Jenkins"
+    );
+}
+
+/// A client of the cluster's Jenkins as its administrator: a person working in the UI.
+async fn admin_client(env: &Env, cluster: &JenkinsCluster, url: url::Url) -> JenkinsClient {
+    let admin = read_admin_credentials(&env.client, cluster)
+        .await
+        .expect("admin credentials");
+    JenkinsClient::new(JenkinsConfig::new(url, admin.username, admin.password)).expect("a client")
+}
+
+/// The reasons of the Events about the JenkinsJob `name` in `namespace`.
+async fn event_reasons(env: &Env, namespace: &str, name: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(env.client.clone(), namespace);
+    events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_job_found_in_jenkins_is_adopted_and_left_there_while_jobs_it_created_are_deleted() {
+    let env = Env::start().await;
+    let cluster = env.example_cluster("cluster-agents-environments.yaml");
+    let Some(emulator) = env.jenkins_or_skip(&cluster.name_any(), "adoption") else {
+        return;
+    };
+    create_and_wait_ready(&env, &cluster).await;
+    let ns = cluster_ns(&cluster);
+
+    // Jobs someone made by hand, with their own history, before JenkinsJobs declared them.
+    let by_hand = admin_client(&env, &cluster, emulator.url()).await;
+    let hand_made = "<flow-definition><description>made by hand</description>\
+        <definition class=\"org.jenkinsci.plugins.workflow.cps.CpsFlowDefinition\">\
+        <script>echo 'old'</script><sandbox>true</sandbox></definition>\
+        <disabled>false</disabled></flow-definition>";
+    for name in ["legacy", "legacy-all", "multi-prod"] {
+        let path = JobPath::parse(&format!("{ns}/{name}")).expect("a path");
+        if name == "legacy" {
+            by_hand
+                .ensure_folder(&path.parent().expect("a folder"))
+                .await
+                .expect("folder");
+        }
+        by_hand
+            .create_job(&path, hand_made)
+            .await
+            .expect("create by hand");
+    }
+    create_job(&env, &inline_job("legacy", &ns, &cluster)).await;
+    let mut delete_all = inline_job("legacy-all", &ns, &cluster);
+    delete_all.spec.deletion_policy = JobDeletionPolicy::DeleteAll;
+    create_job(&env, &delete_all).await;
+    create_job(&env, &inline_job("fresh", &ns, &cluster)).await;
+    let mut multi = inline_job("multi", &ns, &cluster);
+    multi.spec.environments = vec!["dev".into(), "prod".into()];
+    create_job(&env, &multi).await;
+
+    // Taken over: the spec's configuration, and the status and the job say "adopted".
+    let legacy = wait_synced(&env, &ns, "legacy").await;
+    let recorded = &legacy.status.clone().expect("status").jobs[0];
+    assert_eq!(recorded.origin, Some(JobOrigin::Adopted));
+    let xml = emulator
+        .job_config(&format!("{ns}/legacy"))
+        .expect("the job");
+    assert_eq!(texts(&xml, "script"), ["echo 'hi'"]);
+    assert_eq!(texts(&xml, "description")[0], marker_of(&legacy, "adopted"));
+    wait_synced(&env, &ns, "legacy-all").await;
+    let fresh = wait_synced(&env, &ns, "fresh").await;
+    assert_eq!(
+        fresh.status.clone().expect("status").jobs[0].origin,
+        Some(JobOrigin::Created)
+    );
+
+    // An adopted job the spec stops producing is left in Jenkins, no longer managed.
+    let multi = wait_synced(&env, &ns, "multi").await;
+    let origins: Vec<_> = multi
+        .status
+        .expect("status")
+        .jobs
+        .iter()
+        .map(|j| j.origin)
+        .collect();
+    assert_eq!(
+        origins,
+        [Some(JobOrigin::Created), Some(JobOrigin::Adopted)],
+        "multi-dev, multi-prod"
+    );
+    patch_job(
+        &env,
+        &ns,
+        "multi",
+        json!({"spec": {"environments": ["dev"]}}),
+    )
+    .await;
+    let multi = wait_synced(&env, &ns, "multi").await;
+    assert_eq!(multi.status.expect("status").job_count, Some(1));
+    assert!(emulator.job_config(&format!("{ns}/multi-prod")).is_some());
+
+    // A job the operator created for a resource whose status write was then lost is
+    // recognised by its description as the resource's own: compared, not updated.
+    emulator.clear_requests();
+    let api: Api<JenkinsJob> = Api::namespaced(env.client.clone(), &ns);
+    api.patch_status(
+        "fresh",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"jobs": null, "jobCount": null}})),
+    )
+    .await
+    .expect("lose the status");
+    let found = eventually("the resync to record the job again", || {
+        let api = api.clone();
+        async move {
+            let job = api.get("fresh").await.ok()?;
+            job.status?.jobs.first().cloned()
+        }
+    })
+    .await;
+    assert_eq!(found.origin, Some(JobOrigin::Created));
+    let fresh_requests: Vec<String> = job_requests(&emulator)
+        .into_iter()
+        .filter(|r| r.contains("fresh") || r.contains("createItem"))
+        .collect();
+    assert!(
+        fresh_requests.contains(&format!("POST /job/{ns}/createItem 400")),
+        "{fresh_requests:?}"
+    );
+    assert!(
+        !fresh_requests
+            .iter()
+            .any(|r| r.starts_with("POST") && r.contains("config.xml")),
+        "{fresh_requests:?}"
+    );
+
+    // Deleting the resources: the adopted job stays (an Event says so) unless DeleteAll;
+    // the created one goes.
+    for name in ["legacy", "legacy-all", "fresh", "multi"] {
+        delete_job(&env, &ns, name).await;
+    }
+    assert!(emulator.job_config(&format!("{ns}/legacy")).is_some());
+    assert!(emulator.job_config(&format!("{ns}/multi-prod")).is_some());
+    assert_eq!(emulator.job_config(&format!("{ns}/multi-dev")), None);
+    assert_eq!(emulator.job_config(&format!("{ns}/legacy-all")), None);
+    assert_eq!(emulator.job_config(&format!("{ns}/fresh")), None);
+    let reasons = event_reasons(&env, &ns, "legacy").await;
+    assert!(
+        reasons.contains(&"AdoptedJobsLeft".to_string()),
+        "{reasons:?}"
+    );
+}
+
+/// The config.xml without the parameter definition named `name` (an edit in the UI).
+fn without_parameter(xml: &str, name: &str) -> String {
+    let at = xml
+        .find(&format!("<name>{name}</name>"))
+        .expect("the parameter");
+    let open = "<hudson.model.StringParameterDefinition>";
+    let close = "</hudson.model.StringParameterDefinition>";
+    let start = xml[..at].rfind(open).expect("its definition");
+    let end = at + xml[at..].find(close).expect("its end") + close.len();
+    format!("{}{}", &xml[..start], &xml[end..])
+}
+
+#[tokio::test]
+async fn parameters_a_jenkinsfile_declares_are_not_drift_and_the_operators_own_are_kept() {
+    let mut env = Env::without_operator().await;
+    env.settings.job_drift_check = std::time::Duration::from_secs(1);
+    env.start_operator().await;
+    let cluster = env.example_cluster("cluster-minimal.yaml");
+    let Some(emulator) = env.jenkins_or_skip(&cluster.name_any(), "Jenkinsfile parameters") else {
+        return;
+    };
+    create_and_wait_ready(&env, &cluster).await;
+    let ns = cluster_ns(&cluster);
+    // The spec declares no parameters: the Jenkinsfile does.
+    create_job(&env, &inline_job("declares", &ns, &cluster)).await;
+    wait_synced(&env, &ns, "declares").await;
+    let full_name = format!("{ns}/declares");
+    emulator.set_jenkinsfile(
+        &full_name,
+        Some(Jenkinsfile {
+            parameters: vec![DeclaredParameter {
+                name: "GREETING".into(),
+                default_value: "hello".into(),
+                description: Some("Whom to greet".into()),
+            }],
+        }),
+    );
+
+    // A build starts, and its `parameters { ... }` rewrite the job: theirs first, the
+    // operator's kept, the property moved, Jenkins' tracker action added.
+    let path = JobPath::parse(&full_name).expect("a path");
+    admin_client(&env, &cluster, emulator.url())
+        .await
+        .trigger_build(&path, &[("JENKINS_OPERATOR_BUILD_ID".into(), "x".into())])
+        .await
+        .expect("trigger a build");
+    emulator.release_queue();
+    let rewritten = eventually("the Jenkinsfile's parameter on the job", || {
+        let emulator = emulator.clone();
+        let full_name = full_name.clone();
+        async move {
+            let xml = emulator.job_config(&full_name)?;
+            texts(&xml, "name")
+                .contains(&"GREETING".to_string())
+                .then_some(xml)
+        }
+    })
+    .await;
+    assert_eq!(
+        texts(&rewritten, "name"),
+        ["GREETING", "JENKINS_OPERATOR_BUILD_ID"]
+    );
+
+    // Drift checks come (every second) and leave the Jenkinsfile's parameters alone.
+    emulator.clear_requests();
+    let config_path = format!("/job/{ns}/job/declares/config.xml");
+    eventually("two drift checks", || {
+        let emulator = emulator.clone();
+        let config_path = config_path.clone();
+        async move {
+            let reads = emulator
+                .requests()
+                .iter()
+                .filter(|r| r.method == "GET" && r.path == config_path)
+                .count();
+            (reads >= 2).then_some(())
+        }
+    })
+    .await;
+    let writes: Vec<String> = job_requests(&emulator)
+        .into_iter()
+        .filter(|r| !r.starts_with("GET"))
+        .collect();
+    assert!(writes.is_empty(), "repaired: {writes:?}");
+    assert_eq!(emulator.job_config(&full_name), Some(rewritten.clone()));
+    let reasons = event_reasons(&env, &ns, "declares").await;
+    assert!(
+        !reasons.contains(&"DriftRepaired".to_string()),
+        "{reasons:?}"
+    );
+
+    // What the operator declares is still put back: its own parameter, removed in the UI.
+    emulator.set_job_config_raw(
+        &full_name,
+        &without_parameter(&rewritten, "JENKINS_OPERATOR_BUILD_ID"),
+    );
+    eventually("the operator's parameter to be put back", || {
+        let emulator = emulator.clone();
+        let full_name = full_name.clone();
+        async move {
+            let xml = emulator.job_config(&full_name)?;
+            texts(&xml, "name")
+                .contains(&"JENKINS_OPERATOR_BUILD_ID".to_string())
+                .then_some(())
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -1204,7 +1645,7 @@ async fn a_rotated_admin_password_is_read_again_without_a_failed_reconcile() {
     let xml = emulator
         .job_config(&format!("{ns}/steady"))
         .expect("the job");
-    assert_eq!(texts(&xml, "description")[0], "after the rotation");
+    assert!(texts(&xml, "description")[0].starts_with("after the rotation\n"));
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), &ns);
     let warnings: Vec<String> = events
         .list(&Default::default())

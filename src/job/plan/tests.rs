@@ -506,6 +506,95 @@ fn parameters_the_operator_sets_or_declared_twice_are_refused() {
     }
 }
 
+/// The line ending the description of an item the operator created for `web` in `team-web`.
+fn created_marker(uid: &str) -> String {
+    config_xml::marker(&Owner {
+        namespace: "team-web",
+        name: "web",
+        uid,
+        origin: JobOrigin::Created,
+    })
+}
+
+#[test]
+fn every_item_says_which_resource_manages_it_and_whether_it_was_created_or_adopted() {
+    let mut job = git("  multibranch: {}\n  environments: [dev]\n");
+    job.metadata.uid = Some("0b7e-42".into());
+    job.spec.description = Some("Builds the web app".into());
+    let mut pipeline = inline();
+    pipeline.metadata.uid = Some("0b7e-42".into());
+    for job in [job, pipeline] {
+        for planned in planned(&job).jobs {
+            let created = parse(&planned.config_xml);
+            let adopted = parse(&planned.adopted_config_xml);
+            let marker = created_marker("0b7e-42");
+            assert_eq!(planned.created_marker, marker);
+            assert!(marker.contains("team-web/web (uid 0b7e-42), which created this job"));
+            assert!(created.text_at("description").ends_with(&marker));
+            let adopted_marker = marker.replace("which created", "which adopted");
+            assert!(adopted.text_at("description").ends_with(&adopted_marker));
+            // Nothing else differs, and the hash follows the spec, not the origin.
+            assert_eq!(
+                planned.adopted_config_xml.replace(&adopted_marker, &marker),
+                planned.config_xml
+            );
+            assert_eq!(planned.config_for(JobOrigin::Created), planned.config_xml);
+            assert_eq!(
+                planned.config_hash,
+                config_xml::config_hash(&planned.config_xml)
+            );
+        }
+    }
+    let declared = only_config(&git("  description: Builds the web app\n"));
+    assert!(
+        declared
+            .text_at("description")
+            .starts_with("Builds the web app\n\nManaged by jenkins-operator")
+    );
+}
+
+#[test]
+fn the_drift_check_compares_what_the_spec_sets_and_leaves_the_rest_to_the_jenkinsfile() {
+    let plain = &planned(&inline()).jobs[0].declared;
+    assert_eq!(plain.properties, [crate::jenkins::PARAMETERS_PROPERTY]);
+    assert!(
+        !plain.parameters,
+        "no spec parameters: the Jenkinsfile may declare some"
+    );
+
+    let mut full = inline();
+    full.spec.parameters = vec![ParameterSpec {
+        name: "P".into(),
+        type_: ParameterType::String,
+        default: None,
+        choices: Vec::new(),
+        description: None,
+    }];
+    full.spec.triggers = Some(TriggersSpec {
+        cron: Some("H * * * *".into()),
+        poll_scm: None,
+    });
+    full.spec.build_discarder = Some(BuildDiscarderSpec::default());
+    // Set to its default: declared all the same, so a Jenkinsfile cannot turn it off.
+    full.spec.concurrent_builds = Some(true);
+    let declared = &planned(&full).jobs[0].declared;
+    assert!(declared.parameters);
+    assert_eq!(declared.properties.len(), 4, "{:?}", declared.properties);
+    for property in [
+        "jenkins.model.BuildDiscarderProperty",
+        DISABLE_CONCURRENT,
+        "org.jenkinsci.plugins.workflow.job.properties.PipelineTriggersJobProperty",
+    ] {
+        assert!(
+            declared.properties.iter().any(|p| p == property),
+            "{property}"
+        );
+    }
+
+    let multibranch = &planned(&git("  multibranch: {}\n")).jobs[0].declared;
+    assert!(multibranch.properties.is_empty());
+}
+
 /// Text that must reach Jenkins exactly as written.
 const CORPUS: &[&str] = &[
     "ends a CDATA ]]> section",
@@ -539,7 +628,11 @@ fn injection_corpus_round_trips_exactly() {
         let as_xml_1_0 = xml.replacen("version=\"1.1\"", "version=\"1.0\"", 1);
         assert_eq!(parse(&as_xml_1_0), parse(xml), "{text:?}");
         let config = parse(xml);
-        assert_eq!(config.text_at("description"), *text);
+        assert_eq!(
+            config.text_at("description"),
+            format!("{text}\n\n{}", created_marker("")),
+            "the declared description, then the operator's line"
+        );
         assert_eq!(
             config.text_at("definition/script"),
             format!("echo '{text}'")

@@ -6,14 +6,17 @@
 //! opaque progressive-log cursors, 503 while starting, `tree` parameters that prune answers
 //! (with `{M,N}` list ranges), a job's `builds` limited to the newest 100 (`allBuilds` only
 //! through a tree), queue items whose `why` changes on every read (a quiet period or an ETA
-//! counting down). Tests drive the clock-free parts directly (`finish_build`, `release_queue`,
+//! counting down), a declarative Jenkinsfile rewriting its job's parameters when a build starts.
+//! Tests drive the clock-free parts directly (`finish_build`, `release_queue`,
 //! `forget_left_items`, `expire_sessions`, `release_held`) so they never sleep.
 //!
 //! Limits: one executor pool with no labels; no SCM, no pipeline execution (logs and results are
-//! set by the test); unknown config elements are kept rather than dropped; no views, no
+//! set by the test; of a Jenkinsfile only its `parameters` directive); unknown config elements
+//! are kept rather than dropped; no views, no
 //! multibranch indexing; `DELETE` and `doDelete` do not check item permissions.
 
 mod http;
+mod jenkinsfile;
 mod model;
 mod tree;
 mod xml;
@@ -52,6 +55,26 @@ pub struct Outcome {
     pub duration: Duration,
     /// Console text written when the build starts.
     pub log: String,
+}
+
+/// What a pipeline's Jenkinsfile does to its own job when a build starts: its declarative
+/// `parameters { ... }` directive, which Jenkins applies to the job's configuration at the
+/// start of every build (see `docs/jenkins-api.md`, "What a Jenkinsfile changes").
+#[derive(Debug, Clone, Default)]
+pub struct Jenkinsfile {
+    /// The `string(...)` parameters of its `parameters` directive, in order.
+    pub parameters: Vec<DeclaredParameter>,
+}
+
+/// A `string(name: ..., defaultValue: ..., description: ...)` parameter of a Jenkinsfile.
+#[derive(Debug, Clone)]
+pub struct DeclaredParameter {
+    /// Parameter name.
+    pub name: String,
+    /// Default value.
+    pub default_value: String,
+    /// Help text, if the Jenkinsfile gives one.
+    pub description: Option<String>,
 }
 
 /// A plugin in the plugin manager's list.
@@ -348,6 +371,15 @@ impl JenkinsEmulator {
                 (Item::Job(job), Err(_)) => job.config = config.into(),
                 (Item::Folder(folder), _) => folder.config = config.into(),
             }
+        }
+    }
+
+    /// Gives a pipeline job a declarative Jenkinsfile (`None`: one that changes nothing): every
+    /// build that starts from now on applies its directives to the job's config.xml, as
+    /// pipeline-model-definition does.
+    pub fn set_jenkinsfile(&self, full_name: &str, jenkinsfile: Option<Jenkinsfile>) {
+        if let Some(job) = self.state().job_mut(&split(full_name)) {
+            job.jenkinsfile = jenkinsfile;
         }
     }
 

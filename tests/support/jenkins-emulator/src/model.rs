@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::xml;
-use crate::{BuildResult, CascReload, EmulatorConfig, Outcome, Plugin, RequestRecord};
+use crate::{
+    BuildResult, CascReload, EmulatorConfig, Jenkinsfile, Outcome, Plugin, RequestRecord,
+    jenkinsfile,
+};
 
 pub(crate) const FOLDER_ROOT: &str = "com.cloudbees.hudson.plugins.folder.Folder";
 pub(crate) const MULTIBRANCH_ROOT: &str =
@@ -82,6 +85,8 @@ pub(crate) struct Job {
     pub next_build_number: u64,
     pub builds: Vec<Build>,
     pub outcome: Option<Outcome>,
+    /// What the pipeline's Jenkinsfile changes in the job when a build starts.
+    pub jenkinsfile: Option<Jenkinsfile>,
 }
 
 /// A parameter definition read from config.xml.
@@ -353,6 +358,7 @@ impl Job {
             next_build_number: 1,
             builds: Vec::new(),
             outcome: None,
+            jenkinsfile: None,
         }
     }
 
@@ -362,6 +368,19 @@ impl Job {
         self.disabled = parsed.disabled;
         self.concurrent = parsed.concurrent;
         self.params = parsed.params;
+    }
+
+    /// A build started: its Jenkinsfile's directives rewrite the job's configuration.
+    pub fn run_jenkinsfile(&mut self) {
+        let Some(jenkinsfile) = &self.jenkinsfile else {
+            return;
+        };
+        let Some(config) = jenkinsfile::declarative_run(&self.config, jenkinsfile) else {
+            return;
+        };
+        if let Ok(parsed) = parse_config(&config) {
+            self.apply_config(&config, parsed);
+        }
     }
 
     pub fn build(&self, number: u64) -> Option<&Build> {
@@ -586,6 +605,7 @@ impl State {
                 abort_requested: false,
                 done_after_polls: 0,
             });
+            job.run_jenkinsfile();
             running += 1;
             entry.left = Some(Left {
                 at: now,

@@ -143,6 +143,58 @@ pub fn escape(text: &str) -> String {
     quick_xml::escape::escape(text).into_owned()
 }
 
+/// Writes a document the way Jenkins saves an item (XStream's pretty printer): the XML 1.1
+/// prologue, two spaces of indentation per level, `<a/>` for an empty element, a leaf's text
+/// exactly as it is (escaped), and the indentation of the source dropped.
+pub fn to_document(root: &Element) -> String {
+    let mut out = String::from("<?xml version='1.1' encoding='UTF-8'?>\n");
+    write_element(&mut out, root, 0);
+    out
+}
+
+fn write_element(out: &mut String, element: &Element, depth: usize) {
+    let indent = "  ".repeat(depth);
+    out.push_str(&indent);
+    out.push('<');
+    out.push_str(&element.name);
+    for (key, value) in &element.attributes {
+        out.push_str(&format!(" {key}=\"{}\"", jenkins_escape(value)));
+    }
+    let has_elements = element.elements().next().is_some();
+    let text = element.text();
+    if !has_elements && text.is_empty() {
+        out.push_str("/>\n");
+    } else if !has_elements {
+        out.push('>');
+        out.push_str(&jenkins_escape(&text));
+        out.push_str(&format!("</{}>\n", element.name));
+    } else {
+        out.push_str(">\n");
+        for child in element.elements() {
+            write_element(out, child, depth + 1);
+        }
+        out.push_str(&format!("{indent}</{}>\n", element.name));
+    }
+}
+
+/// XStream's escaping: markup characters, quotes, and a carriage return as a reference (a
+/// literal one would be read back as a line feed).
+fn jenkins_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\r' => out.push_str("&#xd;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +205,22 @@ mod tests {
         assert!(parse("<a><b>").is_err());
         assert!(parse("<a/><b/>").is_err());
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn a_saved_document_reads_back_the_same_without_the_source_indentation() {
+        let source = "<?xml version='1.0'?><a x=\"1 &amp; 2\">\n    <b>  keep&#13;\n me </b>\n\
+                      <c/><d><e>&lt;&apos;</e></d></a>";
+        let root = parse(source).unwrap();
+        let saved = to_document(&root);
+        assert_eq!(
+            saved,
+            "<?xml version='1.1' encoding='UTF-8'?>\n<a x=\"1 &amp; 2\">\n  \
+             <b>  keep&#xd;\n me </b>\n  <c/>\n  <d>\n    <e>&lt;&apos;</e>\n  </d>\n</a>\n"
+        );
+        let again = parse(&saved).unwrap();
+        assert_eq!(again.child_text("b").as_deref(), Some("  keep\r\n me "));
+        assert_eq!(to_document(&again), saved);
     }
 
     #[test]
