@@ -144,7 +144,11 @@ async fn cold_start(
     // Each cluster's Jenkins has its own permits.
     let concurrency = options.jenkins_concurrency * names.len();
     let bound = lower_bound(count, options.latency, concurrency);
-    let ratio = if bound.is_zero() {
+    let ratio = if names.len() > 1 {
+        // Spread over many Jenkins, the operator's concurrent reconciles bound it, not the
+        // Jenkins permits: this row is for memory.
+        "memory row (the bound of one Jenkins does not apply)".to_string()
+    } else if bound.is_zero() {
         "no lower bound without latency".to_string()
     } else {
         format!(
