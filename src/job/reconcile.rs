@@ -407,49 +407,39 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         release_credential(job, &old, &jctx.jobs, ctx).await?;
     }
 
-    // Jenkins: create, update, repair and delete jobs, with the cluster's cached client. One
-    // that Jenkins refuses (401) was made before the admin password changed: the Secret is read
-    // again and the sync tried once more before it counts as a failure.
+    // Jenkins: create, update, repair and delete jobs.
     let old = job.status.clone().unwrap_or_default();
     let uid = job.uid().unwrap_or_default();
     let drift_check = jctx.drift_checks.due(&uid, settings.job_drift_check);
     let base_url = jenkins_url(&cluster);
     let delete_adopted = job.spec.deletion_policy == JobDeletionPolicy::DeleteAll;
-    let mut read_again = false;
-    let synced = loop {
-        let jenkins = match ctx.jenkins.cached_client(&ctx.client, &cluster).await {
-            Ok(client) => client,
-            Err(AccessError::ReadSecret { secret, source }) => {
-                return Err(Error::Kube {
-                    action: "read",
-                    object: format!("Secret {secret}"),
-                    source,
-                });
-            }
-            Err(error) => {
-                let verdict = Verdict::stalled("JenkinsAccess", error.to_string());
-                report(job, ctx, &verdict, Seen::Nothing).await?;
-                return Ok(Action::requeue(settings.progress_poll));
-            }
-        };
-        let throttled = Throttled::new(jenkins, ctx.jenkins.permits(cluster_name), &ctx.metrics);
-        let synced = sync::sync(
-            &throttled,
-            &plan,
-            &old.jobs,
+    let (planned, recorded, url) = (&plan, &old.jobs, base_url.as_str());
+    let synced = with_jenkins(ctx, &cluster, |jenkins| async move {
+        sync::sync(
+            &jenkins,
+            planned,
+            recorded,
             drift_check,
-            &base_url,
+            url,
             delete_adopted,
         )
-        .await;
-        if matches!(synced, Err(JenkinsError::Unauthorized { .. })) {
-            ctx.jenkins.forget(&cluster);
-            if !read_again {
-                read_again = true;
-                continue;
-            }
+        .await
+    })
+    .await;
+    let synced = match synced {
+        Ok(synced) => synced,
+        Err(AccessError::ReadSecret { secret, source }) => {
+            return Err(Error::Kube {
+                action: "read",
+                object: format!("Secret {secret}"),
+                source,
+            });
         }
-        break synced;
+        Err(error) => {
+            let verdict = Verdict::stalled("JenkinsAccess", error.to_string());
+            report(job, ctx, &verdict, Seen::Nothing).await?;
+            return Ok(Action::requeue(settings.progress_poll));
+        }
     };
     let synced = match synced {
         Ok(synced) => synced,
@@ -678,6 +668,35 @@ async fn release_credential(
         Err(e) => return Err(kube_error("delete", format!("Secret {copy}"))(e)),
     }
     Ok(())
+}
+
+/// Runs `call` against the cluster's Jenkins with its cached client (see
+/// `JenkinsClients::cached_client`), throttled by the cluster's permits. A client Jenkins
+/// refuses (401) was made before the admin password changed: it is forgotten, the admin Secret
+/// is read again and `call` runs once more before the refusal counts.
+async fn with_jenkins<T, F, Fut>(
+    ctx: &Context,
+    cluster: &JenkinsCluster,
+    call: F,
+) -> Result<Result<T, JenkinsError>, AccessError>
+where
+    F: Fn(Throttled) -> Fut,
+    Fut: std::future::Future<Output = Result<T, JenkinsError>>,
+{
+    let permits = ctx.jenkins.permits(&cluster.name_any());
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let client = ctx.jenkins.cached_client(&ctx.client, cluster).await?;
+        let result = call(Throttled::new(client, permits.clone(), ctx.metrics.clone())).await;
+        if matches!(result, Err(JenkinsError::Unauthorized { .. })) {
+            ctx.jenkins.forget(cluster);
+            if tries < 2 {
+                continue;
+            }
+        }
+        return Ok(result);
+    }
 }
 
 /// The status after a failed Jenkins call, with `message`: a Jenkins that is starting or
@@ -913,42 +932,29 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     let (adopted, ours): (Vec<GeneratedJobStatus>, Vec<GeneratedJobStatus>) = ours
         .into_iter()
         .partition(|j| j.adopted() && job.spec.deletion_policy != JobDeletionPolicy::DeleteAll);
-    // With the cached client, and the Secret read again once if Jenkins refuses it (as in
-    // `apply`).
-    let mut read_again = false;
-    let deleted = loop {
-        let jenkins = match ctx.jenkins.cached_client(&ctx.client, &cluster).await {
-            Ok(client) => client,
-            Err(AccessError::ReadSecret { secret, source }) => {
-                return Err(Error::Kube {
-                    action: "read",
-                    object: format!("Secret {secret}"),
-                    source,
-                });
-            }
-            Err(AccessError::Client(error)) => {
-                return Err(deletion_blocked(job, ctx, &ours, error).await);
-            }
-            Err(error) => {
-                warn!(error = %error, "cannot reach Jenkins to delete the jobs; leaving them");
-                // The resource goes, so no condition can tell; an Event does.
-                let note = format!("left the jobs in Jenkins: cannot call Jenkins: {error}");
-                publish(ctx, job, EventType::Warning, "JobsLeft", &note).await;
-                return Ok(Action::await_change());
-            }
-        };
-        let throttled = Throttled::new(jenkins, ctx.jenkins.permits(cluster_name), &ctx.metrics);
-        let deleted = sync::delete_all(&throttled, &ours).await;
-        if matches!(deleted, Err(JenkinsError::Unauthorized { .. })) {
-            ctx.jenkins.forget(&cluster);
-            if !read_again {
-                read_again = true;
-                continue;
-            }
+    let to_delete = &ours;
+    let deleted = with_jenkins(ctx, &cluster, |jenkins| async move {
+        sync::delete_all(&jenkins, to_delete).await
+    })
+    .await;
+    let deleted = match deleted {
+        Ok(Ok(deleted)) => deleted,
+        Ok(Err(error)) | Err(AccessError::Client(error)) => {
+            return Err(deletion_blocked(job, ctx, &ours, error).await);
         }
-        match deleted {
-            Ok(deleted) => break deleted,
-            Err(error) => return Err(deletion_blocked(job, ctx, &ours, error).await),
+        Err(AccessError::ReadSecret { secret, source }) => {
+            return Err(Error::Kube {
+                action: "read",
+                object: format!("Secret {secret}"),
+                source,
+            });
+        }
+        Err(error) => {
+            warn!(error = %error, "cannot reach Jenkins to delete the jobs; leaving them");
+            // The resource goes, so no condition can tell; an Event does.
+            let note = format!("left the jobs in Jenkins: cannot call Jenkins: {error}");
+            publish(ctx, job, EventType::Warning, "JobsLeft", &note).await;
+            return Ok(Action::await_change());
         }
     };
     info!(jobs = ?deleted, "deleted the jobs from Jenkins");

@@ -25,14 +25,14 @@ use crate::operator::metrics::{JenkinsLabels, Metrics};
 
 /// A Jenkins client whose every call holds one of the cluster's permits and is counted in
 /// the `jenkins_requests` metric.
-pub struct Throttled<'a> {
+pub struct Throttled {
     client: JenkinsClient,
     permits: Arc<Semaphore>,
-    metrics: &'a Metrics,
+    metrics: Arc<Metrics>,
 }
 
-impl<'a> Throttled<'a> {
-    pub fn new(client: JenkinsClient, permits: Arc<Semaphore>, metrics: &'a Metrics) -> Self {
+impl Throttled {
+    pub fn new(client: JenkinsClient, permits: Arc<Semaphore>, metrics: Arc<Metrics>) -> Self {
         Self {
             client,
             permits,
@@ -227,7 +227,7 @@ pub fn recorded_in(job: &GeneratedJobStatus, base_url: &str) -> bool {
 /// the status; `delete_adopted` says whether an adopted job the spec no longer produces is
 /// deleted (`DeleteAll`) or left in Jenkins.
 pub async fn sync(
-    jenkins: &Throttled<'_>,
+    jenkins: &Throttled,
     plan: &JobPlan,
     recorded: &[GeneratedJobStatus],
     drift_check: bool,
@@ -362,7 +362,7 @@ enum Item {
 /// Creates the job at `path`; creates its folder first when Jenkins answers that the parent
 /// does not exist. `Ok(false)` when an item of that name already exists.
 async fn create(
-    jenkins: &Throttled<'_>,
+    jenkins: &Throttled,
     folder: &JobPath,
     folder_ready: &mut bool,
     path: &JobPath,
@@ -386,7 +386,7 @@ async fn create(
 
 /// Reads and updates one job when its hash changed or a drift check is due.
 async fn sync_one(
-    jenkins: &Throttled<'_>,
+    jenkins: &Throttled,
     job: &PlannedJob,
     path: &JobPath,
     before: Option<&GeneratedJobStatus>,
@@ -452,17 +452,14 @@ fn origin_of(live: &str, job: &PlannedJob) -> JobOrigin {
 }
 
 /// The hash of the config.xml Jenkins stores for `path` right after our write.
-async fn stored_hash(
-    jenkins: &Throttled<'_>,
-    path: &JobPath,
-) -> Result<Option<String>, JenkinsError> {
+async fn stored_hash(jenkins: &Throttled, path: &JobPath) -> Result<Option<String>, JenkinsError> {
     Ok(jenkins.config(path).await?.map(|xml| config_hash(&xml)))
 }
 
 /// Deletes `recorded` jobs of a JenkinsJob (its finalizer chooses which). Folders are never
 /// deleted: they may hold other teams' jobs, and an emptied folder costs nothing.
 pub async fn delete_all(
-    jenkins: &Throttled<'_>,
+    jenkins: &Throttled,
     recorded: &[GeneratedJobStatus],
 ) -> Result<Vec<String>, JenkinsError> {
     let mut deleted = Vec::new();
