@@ -417,10 +417,10 @@ mod tests {
         assert!(!job_config_matches(&changed, GENERATED, &lenient));
         let start = AFTER_A_BUILD
             .find("<hudson.model.StringParameterDefinition><name>OURS")
-            .unwrap();
+            .expect("the fixture declares the operator's parameter");
         let end = AFTER_A_BUILD[start..]
             .find("</hudson.model.StringParameterDefinition>")
-            .unwrap();
+            .expect("the operator's parameter is closed");
         let gone = format!(
             "{}{}",
             &AFTER_A_BUILD[..start],
