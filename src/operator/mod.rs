@@ -521,4 +521,28 @@ mod tests {
         }
         assert_eq!(names, ["before", "a", "b", "c"]);
     }
+
+    #[test]
+    fn jobs_see_a_cluster_change_only_in_its_spec_readiness_or_deletion() {
+        let cluster = |generation: i64, ready: &str, message: &str| {
+            crate::cluster::test_cluster(&format!(
+                "metadata: {{name: ci, generation: {generation}}}\nspec: {{}}\n\
+                 status:\n  conditions:\n  - {{type: Ready, status: \"{ready}\", \
+                 reason: R, message: \"{message}\", \
+                 lastTransitionTime: \"2026-01-01T00:00:00Z\"}}\n"
+            ))
+        };
+        let base = what_jobs_see(&cluster(1, "True", "up"));
+        // Status details alone: the jobs are not bothered.
+        assert_eq!(base, what_jobs_see(&cluster(1, "True", "up, version 2")));
+        // The spec, readiness and deletion reach them.
+        assert_ne!(base, what_jobs_see(&cluster(2, "True", "up")));
+        assert_ne!(base, what_jobs_see(&cluster(1, "False", "up")));
+        let mut deleting = cluster(1, "True", "up");
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        assert_ne!(base, what_jobs_see(&deleting));
+    }
 }
