@@ -313,24 +313,36 @@ impl Folder {
         self.children.get_mut(&name.to_lowercase())
     }
 
-    fn jobs_mut<'a>(
-        &'a mut self,
-        path: &mut Vec<String>,
-        out: &mut Vec<(Vec<String>, &'a mut Job)>,
-    ) {
+    /// Every job under this folder, at any depth. No paths are built: [`State::tick`] runs
+    /// on every request, and cloning every job's path made a cold start of thousands of jobs
+    /// quadratic in allocations.
+    fn for_each_job_mut(&mut self, visit: &mut impl FnMut(&mut Job)) {
         for item in self.children.values_mut() {
             match item {
-                Item::Folder(f) => {
-                    path.push(f.name.clone());
-                    f.jobs_mut(path, out);
-                    path.pop();
-                }
-                Item::Job(j) => {
-                    let mut full = path.clone();
-                    full.push(j.name.clone());
-                    out.push((full, j));
-                }
+                Item::Folder(f) => f.for_each_job_mut(visit),
+                Item::Job(j) => visit(j),
             }
+        }
+    }
+
+    /// The folder at `path` below this one (this one for an empty path).
+    fn descend_mut(&mut self, path: &[String]) -> Option<&mut Folder> {
+        let mut folder = self;
+        for name in path {
+            match folder.get_mut(name)? {
+                Item::Folder(f) => folder = f,
+                Item::Job(_) => return None,
+            }
+        }
+        Some(folder)
+    }
+
+    /// The job at `path` below this folder.
+    fn job_mut(&mut self, path: &[String]) -> Option<&mut Job> {
+        let (name, parent) = path.split_last()?;
+        match self.descend_mut(parent)?.get_mut(name)? {
+            Item::Job(j) => Some(j),
+            Item::Folder(_) => None,
         }
     }
 
@@ -490,14 +502,7 @@ impl State {
     }
 
     pub fn folder_mut(&mut self, path: &[String]) -> Option<&mut Folder> {
-        let mut folder = &mut self.root;
-        for name in path {
-            match folder.get_mut(name)? {
-                Item::Folder(f) => folder = f,
-                Item::Job(_) => return None,
-            }
-        }
-        Some(folder)
+        self.root.descend_mut(path)
     }
 
     pub fn item(&self, path: &[String]) -> Option<&Item> {
@@ -518,10 +523,7 @@ impl State {
     }
 
     pub fn job_mut(&mut self, path: &[String]) -> Option<&mut Job> {
-        match self.item_mut(path)? {
-            Item::Job(j) => Some(j),
-            Item::Folder(_) => None,
-        }
+        self.root.job_mut(path)
     }
 
     /// The canonical (stored-case) names of an item path.
@@ -540,9 +542,7 @@ impl State {
 
         // Builds that end by themselves (a default outcome, or an abort).
         let mut running = 0;
-        let mut jobs = Vec::new();
-        self.root.jobs_mut(&mut Vec::new(), &mut jobs);
-        for (_, job) in jobs.iter_mut() {
+        self.root.for_each_job_mut(&mut |job| {
             for build in job.builds.iter_mut().filter(|b| b.result.is_none()) {
                 if build.abort_requested {
                     build.log.push_str("Aborted by user\n");
@@ -554,7 +554,7 @@ impl State {
                 }
             }
             running += job.running();
-        }
+        });
 
         // Queue items whose quiet period is over start when an executor is free.
         let null_polls = self.config.left_executable_null_polls;
@@ -564,7 +564,7 @@ impl State {
             .iter_mut()
             .filter(|e| e.left.is_none() && e.ready_at <= now)
         {
-            let Some((_, job)) = jobs.iter_mut().find(|(p, _)| *p == entry.job) else {
+            let Some(job) = self.root.job_mut(&entry.job) else {
                 entry.left = Some(Left {
                     at: now,
                     cancelled: true,

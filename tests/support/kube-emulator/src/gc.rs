@@ -173,10 +173,18 @@ impl Store {
         if !self.deployments_become_ready {
             return;
         }
+        // Keys sort by group and plural first: the Deployments are one range, and this runs
+        // after every request without walking every other object.
+        let first = ObjectKey {
+            group: "apps".into(),
+            plural: "deployments".into(),
+            namespace: String::new(),
+            name: String::new(),
+        };
         let stale: Vec<(ObjectKey, Value)> = self
             .objects
-            .iter()
-            .filter(|(k, _)| k.group == "apps" && k.plural == "deployments")
+            .range(first..)
+            .take_while(|(k, _)| k.group == "apps" && k.plural == "deployments")
             .filter(|(_, d)| {
                 !is_deleting(d)
                     && d.pointer("/status/observedGeneration") != d.pointer("/metadata/generation")

@@ -19,8 +19,11 @@ pub struct ResourceKind {
     pub status_subresource: bool,
     /// Whether the server maintains `metadata.generation` for this kind.
     pub generation: bool,
-    /// Custom resources carry their CRD's `openAPIV3Schema` (of the storage version).
-    pub schema: Option<Value>,
+    /// Custom resources carry their CRD's `openAPIV3Schema` (of the storage version), shared:
+    /// every request clones its kind.
+    pub schema: Option<Arc<Value>>,
+    /// The schema writes are validated against ([`crate::validation::root_schema`]).
+    pub root_schema: Option<Arc<Value>>,
     /// The schema's compiled `x-kubernetes-validations` rules.
     pub rules: Option<Arc<Rules>>,
     pub short_names: Vec<String>,
@@ -63,6 +66,7 @@ fn builtin(
         status_subresource,
         generation,
         schema: None,
+        root_schema: None,
         rules: None,
         short_names: Vec::new(),
     }
@@ -178,7 +182,8 @@ pub fn from_crd(crd: &Value) -> Option<ResourceKind> {
         status_subresource: storage.pointer("/subresources/status").is_some(),
         generation: true,
         rules: Rules::compile(&schema).map(Arc::new),
-        schema: Some(schema),
+        root_schema: Some(Arc::new(crate::validation::root_schema(&schema))),
+        schema: Some(Arc::new(schema)),
         short_names: names["shortNames"]
             .as_array()
             .map(|a| {

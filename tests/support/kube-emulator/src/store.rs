@@ -403,7 +403,7 @@ impl Store {
             force,
             now: &clock::now_rfc3339(),
         };
-        let rules = ListRules::root(kind.schema.as_ref());
+        let rules = ListRules::root(kind.schema.as_deref());
         let mut merged = apply::apply(&live, &mut entries, &applied, &request, rules)
             .map_err(|e| e.about(&key.name, &kind.group, &kind.plural))?;
         if let Some(metadata) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -552,7 +552,8 @@ impl Store {
         match &kind.schema {
             Some(schema) => {
                 validation::prune_and_default(&mut new, schema);
-                let mut causes = validation::validate(&new, schema);
+                let root_schema = kind.root_schema.as_deref().unwrap_or(schema);
+                let mut causes = validation::validate(&new, root_schema);
                 if let Some(rules) = &kind.rules {
                     // Like the API server, no rule runs on an object of the wrong shape.
                     if causes.iter().any(|c| BLOCKING.contains(&c.reason.as_str())) {
@@ -616,7 +617,7 @@ impl Store {
         }
 
         // managedFields.
-        let rules = ListRules::root(kind.schema.as_ref());
+        let rules = ListRules::root(kind.schema.as_deref());
         let mut entries = match applied_entries {
             Some(entries) => entries,
             None => {

@@ -122,23 +122,10 @@ fn apply_defaults(value: &mut Value, schema: &Value, at_root: bool) {
 }
 
 /// Validates an object (already pruned and defaulted) against its schema.
-pub fn validate(object: &Value, schema: &Value) -> Vec<Cause> {
-    let mut causes = Vec::new();
-    let Some(map) = object.as_object() else {
-        causes.push(cause(
-            "FieldValueInvalid",
-            "",
-            "Invalid value: the object must be a map",
-        ));
-        return causes;
-    };
-    let mut root = Map::new();
-    for (key, value) in map {
-        if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
-            root.insert(key.clone(), value.clone());
-        }
-    }
-    // Root-level schema constraints on metadata are the server's, not the CRD's.
+/// The part of a CRD's schema a write is checked against: root-level constraints on
+/// `apiVersion`, `kind` and `metadata` are the server's, not the CRD's. Computed once per kind
+/// (every write of a custom resource is checked against it).
+pub fn root_schema(schema: &Value) -> Value {
     let mut root_schema = schema.clone();
     if let Some(required) = root_schema
         .get_mut("required")
@@ -154,7 +141,27 @@ pub fn validate(object: &Value, schema: &Value) -> Vec<Cause> {
             properties.remove(key);
         }
     }
-    check(&Value::Object(root), &root_schema, "", &mut causes);
+    root_schema
+}
+
+/// The causes for which the object does not match `root_schema` (see [`root_schema`]).
+pub fn validate(object: &Value, root_schema: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let Some(map) = object.as_object() else {
+        causes.push(cause(
+            "FieldValueInvalid",
+            "",
+            "Invalid value: the object must be a map",
+        ));
+        return causes;
+    };
+    let mut root = Map::new();
+    for (key, value) in map {
+        if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+            root.insert(key.clone(), value.clone());
+        }
+    }
+    check(&Value::Object(root), root_schema, "", &mut causes);
     causes
 }
 

@@ -39,7 +39,7 @@ impl WatchRequest {
 
     /// The event a watcher sees for a change, if any (selectors can turn a modification
     /// into ADDED or DELETED for this watcher).
-    fn view(&self, event: &ChangeEvent) -> Option<Value> {
+    fn view(&self, event: &ChangeEvent) -> Option<Bytes> {
         let key = &event.key;
         if key.group != self.kind.group || key.plural != self.kind.plural {
             return None;
@@ -67,10 +67,29 @@ impl WatchRequest {
         Some(self.event(event_type, &event.object))
     }
 
-    fn event(&self, event_type: &str, object: &Value) -> Value {
+    /// One event line. Objects are stored with their storage version's apiVersion: the same
+    /// as the watch's for every kind with one version, and then written as they are (every
+    /// write reaches every matching watcher; a copy of the object each was measurable).
+    fn event(&self, event_type: &str, object: &Value) -> Bytes {
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            #[serde(rename = "type")]
+            type_: &'a str,
+            object: &'a Value,
+        }
+        let api_version = self.api_version();
+        if object.get("apiVersion").and_then(Value::as_str) == Some(api_version.as_str()) {
+            let mut text = serde_json::to_vec(&Line {
+                type_: event_type,
+                object,
+            })
+            .unwrap_or_default();
+            text.push(b'\n');
+            return Bytes::from(text);
+        }
         let mut object = object.clone();
-        object["apiVersion"] = json!(self.api_version());
-        json!({"type": event_type, "object": object})
+        object["apiVersion"] = json!(api_version);
+        line(&json!({"type": event_type, "object": object}))
     }
 
     fn bookmark(&self, resource_version: u64, initial_events_end: bool) -> Value {
@@ -89,10 +108,10 @@ impl WatchRequest {
     }
 }
 
-fn line(event: &Value) -> Result<Bytes, std::io::Error> {
+fn line(event: &Value) -> Bytes {
     let mut text = event.to_string();
     text.push('\n');
-    Ok(Bytes::from(text))
+    Bytes::from(text)
 }
 
 /// Starts a watch: answers 200 and streams events until the timeout, a dropped watch, or the
@@ -122,7 +141,7 @@ pub fn serve(shared: Arc<Shared>, request: WatchRequest) -> Result<Response, Api
             );
             initial.extend(items.iter().map(|o| request.event("ADDED", o)));
             if request.send_initial_events && request.bookmarks {
-                initial.push(request.bookmark(current, true));
+                initial.push(line(&request.bookmark(current, true)));
             }
         } else if let Some(rv) = requested {
             if rv < store.compacted {
@@ -132,8 +151,8 @@ pub fn serve(shared: Arc<Shared>, request: WatchRequest) -> Result<Response, Api
                     format!("too old resource version: {rv} ({})", store.compacted + 1),
                 )
                 .to_status();
-                initial.push(json!({"type": "ERROR", "object": status}));
-                let body = initial.iter().map(line).collect::<Vec<_>>();
+                initial.push(line(&json!({"type": "ERROR", "object": status})));
+                let body = initial.into_iter().map(Ok::<_, std::io::Error>);
                 drop(store);
                 return Ok(stream_response(Body::from_stream(futures::stream::iter(
                     body,
@@ -155,8 +174,8 @@ pub fn serve(shared: Arc<Shared>, request: WatchRequest) -> Result<Response, Api
     let bookmark_every = shared.bookmark_interval();
     let shared_for_task = shared.clone();
     tokio::spawn(async move {
-        for event in &initial {
-            if sender.send(line(event)).await.is_err() {
+        for event in initial {
+            if sender.send(Ok(event)).await.is_err() {
                 return;
             }
         }
@@ -180,17 +199,17 @@ pub fn serve(shared: Arc<Shared>, request: WatchRequest) -> Result<Response, Api
                 _ = &mut timeout => {
                     if request.bookmarks {
                         let current = shared_for_task.lock_store().resource_version;
-                        let _ = sender.send(line(&request.bookmark(current, false))).await;
+                        let _ = sender.send(Ok(line(&request.bookmark(current, false)))).await;
                     }
                     return;
                 }
                 _ = ticker.tick() => request.bookmarks.then(|| {
                     let current = shared_for_task.lock_store().resource_version;
-                    request.bookmark(current, false)
+                    line(&request.bookmark(current, false))
                 }),
             };
             if let Some(event) = next
-                && sender.send(line(&event)).await.is_err()
+                && sender.send(Ok(event)).await.is_err()
             {
                 return;
             }
