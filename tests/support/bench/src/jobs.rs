@@ -93,7 +93,7 @@ async fn cold_start(
     let backend = Backend::start(&names, options.latency).await?;
 
     // Ready clusters, by a first operator process.
-    let operator = start_operator(options, &backend).await?;
+    let operator = start_operator(options, &backend, options.cold_start_resync_seconds).await?;
     let clusters: Api<JenkinsCluster> = Api::all(backend.client.clone());
     for name in &names {
         let cluster = serde_json::from_value(json!({
@@ -136,7 +136,7 @@ async fn cold_start(
     // (c) Cold start: a new process finds them all.
     let mark = backend.mark();
     let started = Instant::now();
-    let operator = start_operator(options, &backend).await?;
+    let operator = start_operator(options, &backend, options.cold_start_resync_seconds).await?;
     let patience = options.patience * 10;
     wait_until_all(all_jobs, count, job_synced, patience).await?;
     let wall = started.elapsed();

@@ -41,6 +41,9 @@ pub struct Options {
     pub jobs_on_many_clusters: Option<usize>,
     /// `--resync-seconds` of the operator; scenario (d) waits one period.
     pub resync_seconds: u64,
+    /// `--resync-seconds` of the operator in the cold starts of (c): resyncs are not what
+    /// they measure, and with thousands of jobs a short period competes with the creations.
+    pub cold_start_resync_seconds: u64,
     /// Requests to one Jenkins the operator may have in flight, for the lower bound of (c);
     /// passed on as `--jenkins-concurrency` when the operator has that option.
     pub jenkins_concurrency: usize,
@@ -62,6 +65,7 @@ impl Options {
             jobs: Vec::new(),
             jobs_on_many_clusters: None,
             resync_seconds: 10,
+            cold_start_resync_seconds: 300,
             jenkins_concurrency: 4,
             patience: Duration::from_secs(30),
             operator_env: Vec::new(),

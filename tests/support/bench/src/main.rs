@@ -3,6 +3,9 @@
 //! ```sh
 //! cargo run --release -p jenkins-operator-bench -- --write docs/benchmarks.md
 //! ```
+//!
+//! The operator is built with the `dist` profile the Dockerfile ships (`--profile release`
+//! measures the quick build instead), or taken from `--operator`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,14 +46,24 @@ struct Cli {
     #[arg(long, default_value_t = 10)]
     resync_seconds: u64,
 
+    /// `--resync-seconds` of the operator in the cold starts of (c) (at least 10); the default
+    /// is the operator's own.
+    #[arg(long, default_value_t = 300)]
+    cold_start_resync_seconds: u64,
+
     /// Requests to one Jenkins the operator may have in flight: the divisor of the lower
     /// bound of (c), and `--jenkins-concurrency` of the operator when it has that option.
     #[arg(long, default_value_t = 4)]
     jenkins_concurrency: usize,
 
-    /// The operator binary. Default: build and use target/release/jenkins-operator.
+    /// The operator binary. Default: build it with `--profile` and use that.
     #[arg(long)]
     operator: Option<PathBuf>,
+
+    /// Cargo profile the operator is built with when `--operator` is not given: `dist` is
+    /// what the Dockerfile ships (fat LTO, size-optimised); `release` is the quick build.
+    #[arg(long, default_value = "dist")]
+    profile: String,
 
     /// Seconds a scenario may take (scaled up for the large ones).
     #[arg(long, default_value_t = 60)]
@@ -74,7 +87,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let operator = match &cli.operator {
         Some(path) => path.clone(),
-        None => match build_release_operator() {
+        None => match build_operator(&cli.profile) {
             Ok(path) => path,
             Err(error) => {
                 eprintln!("error: {error}");
@@ -94,7 +107,11 @@ fn main() -> ExitCode {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let mut machine = Machine::now(version);
+    let built = match &cli.operator {
+        Some(path) => format!("`{}`", path.display()),
+        None => format!("cargo profile `{}`", cli.profile),
+    };
+    let mut machine = Machine::now(format!("{version}, {built}"));
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -148,8 +165,8 @@ fn options(cli: &Cli, operator: PathBuf) -> Result<Options, String> {
             .map(|s| Scenario::parse(s.trim()).ok_or_else(|| format!("unknown scenario {s:?}")))
             .collect::<Result<Vec<_>, _>>()?
     };
-    if cli.resync_seconds < 10 {
-        return Err("--resync-seconds must be at least 10 (the operator's minimum)".into());
+    if cli.resync_seconds < 10 || cli.cold_start_resync_seconds < 10 {
+        return Err("resync periods must be at least 10 seconds (the operator's minimum)".into());
     }
     Ok(Options {
         operator,
@@ -159,6 +176,7 @@ fn options(cli: &Cli, operator: PathBuf) -> Result<Options, String> {
         jobs: cli.jobs.clone(),
         jobs_on_many_clusters: (cli.jobs_on_many_clusters > 0).then_some(cli.jobs_on_many_clusters),
         resync_seconds: cli.resync_seconds,
+        cold_start_resync_seconds: cli.cold_start_resync_seconds,
         jenkins_concurrency: cli.jenkins_concurrency.max(1),
         patience: Duration::from_secs(cli.patience_seconds),
         operator_env: cli.operator_env.clone(),
@@ -172,15 +190,17 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
     Ok((name.to_owned(), value.to_owned()))
 }
 
-/// Builds the release operator with the cargo that runs us; returns the binary's path.
-fn build_release_operator() -> Result<PathBuf, String> {
+/// Builds the operator with the cargo that runs us and the given profile; returns the
+/// binary's path.
+fn build_operator(profile: &str) -> Result<PathBuf, String> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("building the release operator (cargo build --release --bin jenkins-operator)");
+    eprintln!("building the operator (cargo build --profile {profile} --bin jenkins-operator)");
     let status = std::process::Command::new(cargo)
         .args([
             "build",
-            "--release",
+            "--profile",
+            profile,
             "-p",
             "jenkins-operator",
             "--bin",
@@ -190,12 +210,16 @@ fn build_release_operator() -> Result<PathBuf, String> {
         .status()
         .map_err(|e| format!("failed to run cargo: {e}"))?;
     if !status.success() {
-        return Err("building the release operator failed".into());
+        return Err(format!(
+            "building the operator with profile {profile} failed"
+        ));
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"));
-    Ok(target.join("release/jenkins-operator"))
+    // Cargo keeps the `dev` profile's output in `debug`.
+    let directory = if profile == "dev" { "debug" } else { profile };
+    Ok(target.join(directory).join("jenkins-operator"))
 }
 
 /// The command that regenerates the document, as it was run.

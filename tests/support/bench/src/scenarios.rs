@@ -29,7 +29,7 @@ pub async fn one_cluster(options: &Options, spec_change: bool) -> anyhow::Result
     // Idle: started, caches synced, nothing to do.
     let mark = backend.mark();
     let started = Instant::now();
-    let operator = start_operator(options, &backend).await?;
+    let operator = start_operator(options, &backend, options.resync_seconds).await?;
     let ready_after = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     results.push(measure(
@@ -116,7 +116,7 @@ pub async fn many_clusters(options: &Options, steady: bool) -> anyhow::Result<Ve
         .map(|i| format!("bench-{i:03}"))
         .collect();
     let backend = Backend::start(&names, options.latency).await?;
-    let operator = start_operator(options, &backend).await?;
+    let operator = start_operator(options, &backend, options.resync_seconds).await?;
     let clusters: Api<JenkinsCluster> = Api::all(backend.client.clone());
 
     // (b) Many new clusters to Ready.
@@ -199,10 +199,11 @@ pub async fn many_clusters(options: &Options, steady: bool) -> anyhow::Result<Ve
     Ok(results)
 }
 
-/// Starts the operator with the options' resync period and Jenkins concurrency.
+/// Starts the operator with a resync period and the options' Jenkins concurrency.
 pub async fn start_operator(
     options: &Options,
     backend: &Backend,
+    resync_seconds: u64,
 ) -> anyhow::Result<OperatorProcess> {
     let mut extra = Vec::new();
     if super::operator::has_option(&options.operator, "--jenkins-concurrency") {
@@ -210,14 +211,7 @@ pub async fn start_operator(
         extra.push(options.jenkins_concurrency.to_string());
     }
     let env = &options.operator_env;
-    OperatorProcess::start(
-        &options.operator,
-        backend,
-        options.resync_seconds,
-        &extra,
-        env,
-    )
-    .await
+    OperatorProcess::start(&options.operator, backend, resync_seconds, &extra, env).await
 }
 
 /// A measurement of what happened since `mark`, with the operator's memory now.
