@@ -1244,3 +1244,43 @@ async fn clones_share_one_crumb_under_concurrent_use() {
     assert_eq!(count(&requests, "GET", "/crumbIssuer/api/json"), 1);
     assert_eq!(emulator.jobs().len(), 8);
 }
+
+/// Clients that share a semaphore share its bound: with one permit, a second request waits
+/// until the first one's answer is in, whichever client sends it.
+#[tokio::test]
+async fn clients_sharing_permits_have_no_more_requests_in_flight_than_permits() {
+    let target = Target::start().await;
+    let Some(emulator) = target.emulator("holding a request in flight") else {
+        return;
+    };
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+    let client = |permits: &std::sync::Arc<tokio::sync::Semaphore>| {
+        let mut config = target.config();
+        config.permits = Some(permits.clone());
+        JenkinsClient::new(config).expect("a client")
+    };
+    let (first, second) = (client(&permits), client(&permits));
+    emulator.inject(Fault::Hold {
+        path_suffix: "/api/json".into(),
+        count: 2,
+    });
+    let one = tokio::spawn(async move { first.server_info().await });
+    eventually("the first request is held", || async {
+        (emulator.held() == 1).then_some(())
+    })
+    .await;
+    let two = tokio::spawn(async move { second.server_info().await });
+    // The second request waits for the permit, not in Jenkins.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(emulator.held(), 1);
+
+    emulator.release_held();
+    one.await.expect("joined").expect("the first answer");
+    eventually("the second request is held in turn", || async {
+        (emulator.held() == 1).then_some(())
+    })
+    .await;
+    emulator.release_held();
+    two.await.expect("joined").expect("the second answer");
+    assert_eq!(count(&emulator.requests(), "GET", "/api/json"), 2);
+}

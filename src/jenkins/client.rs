@@ -3,9 +3,10 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode, header};
+use tokio::sync::Semaphore;
 use url::Url;
 
 use super::JenkinsError;
@@ -79,12 +80,22 @@ pub struct JenkinsConfig {
     pub retry_backoff: Duration,
     /// Told about every request sent (for metrics); none by default.
     pub observer: Option<Arc<dyn RequestObserver>>,
+    /// Bounds the requests in flight: each HTTP exchange (one attempt, body included) holds
+    /// one permit. Clients that share the semaphore share the bound, so that one operator
+    /// cannot overload a Jenkins whatever its controllers do at once. None: unbounded.
+    pub permits: Option<Arc<Semaphore>>,
 }
 
-/// Receives the endpoint and outcome of every request a client sends, for example to count
-/// them. Both are from small fixed sets, so they make good metric labels.
+/// Receives the endpoint, outcome and duration of every request a client sends, for example
+/// to count them. Endpoint and outcome are from small fixed sets, so they make good metric
+/// labels.
 pub trait RequestObserver: Send + Sync {
-    fn observe(&self, endpoint: &'static str, outcome: &'static str);
+    /// One request: `took` runs from sending it to its response headers (or its failure),
+    /// without the wait for a permit.
+    fn observe(&self, endpoint: &'static str, outcome: &'static str, took: Duration);
+
+    /// The wait for a permit before a request (only with [`JenkinsConfig::permits`]).
+    fn permit_wait(&self, _waited: Duration) {}
 }
 
 impl fmt::Debug for dyn RequestObserver {
@@ -139,6 +150,7 @@ impl JenkinsConfig {
             retries: 3,
             retry_backoff: Duration::from_millis(100),
             observer: None,
+            permits: None,
         }
     }
 }
@@ -169,6 +181,7 @@ pub(crate) struct Inner {
     retry_backoff: Duration,
     crumbs: CrumbCache,
     observer: Option<Arc<dyn RequestObserver>>,
+    permits: Option<Arc<Semaphore>>,
 }
 
 /// Whether a call may be repeated after a connection error or a 5xx.
@@ -304,6 +317,7 @@ impl JenkinsClient {
                 retry_backoff: config.retry_backoff,
                 crumbs: CrumbCache::new(token),
                 observer: config.observer,
+                permits: config.permits,
             }),
         })
     }
@@ -402,6 +416,16 @@ impl JenkinsClient {
                 .header(header::CONTENT_TYPE, "application/xml; charset=utf-8")
                 .body(xml.clone());
         }
+        let waiting = Instant::now();
+        // The semaphore is never closed; were it, the request would go ahead unbounded.
+        let _permit = match &self.inner.permits {
+            Some(permits) => permits.acquire().await.ok(),
+            None => None,
+        };
+        if let (Some(observer), Some(_)) = (&self.inner.observer, &self.inner.permits) {
+            observer.permit_wait(waiting.elapsed());
+        }
+        let sent = Instant::now();
         let result = request.send().await;
         if let Some(observer) = &self.inner.observer {
             let outcome = match &result {
@@ -411,7 +435,7 @@ impl JenkinsClient {
                 Err(e) if e.is_timeout() => "timeout",
                 Err(_) => "connection_error",
             };
-            observer.observe(endpoint(url.path()), outcome);
+            observer.observe(endpoint(url.path()), outcome, sent.elapsed());
         }
         let response = match result {
             Ok(response) => response,

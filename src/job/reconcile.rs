@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, PatchOperation, TestOperation};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -24,7 +26,7 @@ use tracing::{Instrument, debug, info, warn};
 use super::credentials::{SOURCE_ANNOTATION, UnusableSecret, credential_secret, up_to_date};
 use super::index::NameIndex;
 use super::plan::{CredentialRef, JobPlan, plan};
-use super::sync::{self, Synced, Throttled};
+use super::sync::{self, Counted, Synced};
 use super::tenancy::{admits, first_conflict, needs_namespace_labels, same_item};
 use crate::api::JenkinsCluster;
 use crate::api::conditions::{self, Desired, READY, RECONCILING, STALLED};
@@ -175,14 +177,17 @@ pub async fn reconcile(job: Arc<JenkinsJob>, jctx: Arc<JobContext>) -> Result<Ac
     let started = std::time::Instant::now();
     let namespace = job.namespace().unwrap_or_default();
     let api: Api<JenkinsJob> = Api::namespaced(jctx.ctx.client.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, job, |event| async {
-        match event {
-            Finalize::Apply(job) => apply(&job, &jctx).await,
-            Finalize::Cleanup(job) => cleanup(&job, &jctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    let result = match with_finalizer(&api, job).await {
+        Ok(job) => finalizer(&api, FINALIZER, job, |event| async {
+            match event {
+                Finalize::Apply(job) => apply(&job, &jctx).await,
+                Finalize::Cleanup(job) => cleanup(&job, &jctx).await,
+            }
+        })
+        .await
+        .map_err(|e| Error::Finalizer(Box::new(e))),
+        Err(e) => Err(e),
+    };
     if result.is_ok() {
         jctx.ctx.reset_backoff(&key);
     }
@@ -191,6 +196,57 @@ pub async fn reconcile(job: Arc<JenkinsJob>, jctx: Arc<JobContext>) -> Result<Ac
         .metrics
         .observe_reconcile("jenkinsjob", started.elapsed(), reason);
     result
+}
+
+/// The JenkinsJob with the finalizer, added now if it lacks it and is not being deleted.
+///
+/// kube's [`finalizer`] adds a missing finalizer and ends the reconcile there, counting on the
+/// watch event of its own write for the next one: a second reconcile for every new JenkinsJob.
+/// Adding it here with the same guarded JSON patch (it fails, and the reconcile is retried, if
+/// the finalizers changed meanwhile) lets the same reconcile go on to create the jobs, still
+/// only after the finalizer is stored. The controller does not reconcile on finalizer changes
+/// (see `job_controller`); a finalizer removed by hand comes back at the next resync.
+async fn with_finalizer(
+    api: &Api<JenkinsJob>,
+    job: Arc<JenkinsJob>,
+) -> Result<Arc<JenkinsJob>, Error> {
+    let present = job.finalizers().iter().any(|f| f == FINALIZER);
+    if present || job.metadata.deletion_timestamp.is_some() {
+        return Ok(job);
+    }
+    let finalizers = PointerBuf::from_tokens(["metadata", "finalizers"]);
+    let operations = if job.finalizers().is_empty() {
+        vec![
+            PatchOperation::Test(TestOperation {
+                path: finalizers.clone(),
+                value: serde_json::Value::Null,
+            }),
+            PatchOperation::Add(AddOperation {
+                path: finalizers,
+                value: json!([FINALIZER]),
+            }),
+        ]
+    } else {
+        vec![
+            PatchOperation::Test(TestOperation {
+                path: finalizers.clone(),
+                value: json!(job.finalizers()),
+            }),
+            PatchOperation::Add(AddOperation {
+                path: finalizers.with_trailing_token("-"),
+                value: json!(FINALIZER),
+            }),
+        ]
+    };
+    let add = |e: kube::Error| {
+        Error::Finalizer(Box::new(kube::runtime::finalizer::Error::AddFinalizer(e)))
+    };
+    let patch = Patch::Json::<()>(json_patch::Patch(operations));
+    let stored = api
+        .patch(&job.name_any(), &PatchParams::default(), &patch)
+        .await
+        .map_err(add)?;
+    Ok(Arc::new(stored))
 }
 
 /// After a failed reconcile: a Warning event and a retry after a delay that doubles with
@@ -671,7 +727,7 @@ async fn release_credential(
 }
 
 /// Runs `call` against the cluster's Jenkins with its cached client (see
-/// `JenkinsClients::cached_client`), throttled by the cluster's permits. A client Jenkins
+/// `JenkinsClients::cached_client`, bounded by the cluster's permits). A client Jenkins
 /// refuses (401) was made before the admin password changed: it is forgotten, the admin Secret
 /// is read again and `call` runs once more before the refusal counts.
 async fn with_jenkins<T, F, Fut>(
@@ -680,15 +736,14 @@ async fn with_jenkins<T, F, Fut>(
     call: F,
 ) -> Result<Result<T, JenkinsError>, AccessError>
 where
-    F: Fn(Throttled) -> Fut,
+    F: Fn(Counted) -> Fut,
     Fut: std::future::Future<Output = Result<T, JenkinsError>>,
 {
-    let permits = ctx.jenkins.permits(&cluster.name_any());
     let mut tries = 0;
     loop {
         tries += 1;
         let client = ctx.jenkins.cached_client(&ctx.client, cluster).await?;
-        let result = call(Throttled::new(client, permits.clone(), ctx.metrics.clone())).await;
+        let result = call(Counted::new(client, ctx.metrics.clone())).await;
         if matches!(result, Err(JenkinsError::Unauthorized { .. })) {
             ctx.jenkins.forget(cluster);
             if tries < 2 {

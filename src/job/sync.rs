@@ -13,8 +13,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
-
 use super::config_xml::config_hash;
 use super::plan::{JobPlan, PlannedJob};
 use crate::api::job::{BuildSummary, GeneratedJobStatus, JobOrigin};
@@ -23,26 +21,17 @@ use crate::jenkins::{
 };
 use crate::operator::metrics::{JenkinsLabels, Metrics};
 
-/// A Jenkins client whose every call holds one of the cluster's permits and is counted in
-/// the `jenkins_requests` metric.
-pub struct Throttled {
+/// The Jenkins client of the job controller: every call is counted in the
+/// `jenkins_requests` metric by what it did (`create_job`, ...) besides the endpoints the
+/// client counts. The client bounds the requests in flight (the cluster's permits).
+pub struct Counted {
     client: JenkinsClient,
-    permits: Arc<Semaphore>,
     metrics: Arc<Metrics>,
 }
 
-impl Throttled {
-    pub fn new(client: JenkinsClient, permits: Arc<Semaphore>, metrics: Arc<Metrics>) -> Self {
-        Self {
-            client,
-            permits,
-            metrics,
-        }
-    }
-
-    async fn permit(&self) -> Option<SemaphorePermit<'_>> {
-        // The semaphore is never closed; without a permit the call simply goes ahead.
-        self.permits.acquire().await.ok()
+impl Counted {
+    pub fn new(client: JenkinsClient, metrics: Arc<Metrics>) -> Self {
+        Self { client, metrics }
     }
 
     fn count<T>(&self, operation: &'static str, result: &Result<T, JenkinsError>) {
@@ -60,7 +49,6 @@ impl Throttled {
 
     /// The stored config.xml, or `None` when there is no such item.
     pub async fn config(&self, path: &JobPath) -> Result<Option<String>, JenkinsError> {
-        let _permit = self.permit().await;
         let result = self.client.get_job_config(path).await;
         self.count("get_config", &result);
         match result {
@@ -71,21 +59,18 @@ impl Throttled {
     }
 
     pub async fn ensure_folder(&self, path: &JobPath) -> Result<(), JenkinsError> {
-        let _permit = self.permit().await;
         let result = self.client.ensure_folder(path).await;
         self.count("ensure_folder", &result);
         result
     }
 
     pub async fn create(&self, path: &JobPath, xml: &str) -> Result<(), JenkinsError> {
-        let _permit = self.permit().await;
         let result = self.client.create_job(path, xml).await;
         self.count("create_job", &result);
         result
     }
 
     pub async fn update(&self, path: &JobPath, xml: &str) -> Result<(), JenkinsError> {
-        let _permit = self.permit().await;
         let result = self.client.update_job(path, xml).await;
         self.count("update_job", &result);
         result
@@ -93,7 +78,6 @@ impl Throttled {
 
     /// Deletes an item; one that is already gone is fine.
     pub async fn delete(&self, path: &JobPath) -> Result<(), JenkinsError> {
-        let _permit = self.permit().await;
         let result = self.client.delete_job(path).await;
         self.count("delete_job", &result);
         match result {
@@ -109,7 +93,6 @@ impl Throttled {
         recorded: Option<&BuildSummary>,
     ) -> Result<LastBuild, JenkinsError> {
         let info = {
-            let _permit = self.permit().await;
             let result = self.client.get_job(path).await;
             self.count("get_job", &result);
             match result {
@@ -129,7 +112,6 @@ impl Throttled {
             })));
         }
         let build = {
-            let _permit = self.permit().await;
             let result = self.client.get_build(path, last.number).await;
             self.count("get_build", &result);
             match result {
@@ -149,7 +131,7 @@ impl Throttled {
     }
 }
 
-/// What [`Throttled::last_build`] found.
+/// What [`Counted::last_build`] found.
 enum LastBuild {
     /// The job itself does not exist.
     JobMissing,
@@ -227,7 +209,7 @@ pub fn recorded_in(job: &GeneratedJobStatus, base_url: &str) -> bool {
 /// the status; `delete_adopted` says whether an adopted job the spec no longer produces is
 /// deleted (`DeleteAll`) or left in Jenkins.
 pub async fn sync(
-    jenkins: &Throttled,
+    jenkins: &Counted,
     plan: &JobPlan,
     recorded: &[GeneratedJobStatus],
     drift_check: bool,
@@ -362,7 +344,7 @@ enum Item {
 /// Creates the job at `path`; creates its folder first when Jenkins answers that the parent
 /// does not exist. `Ok(false)` when an item of that name already exists.
 async fn create(
-    jenkins: &Throttled,
+    jenkins: &Counted,
     folder: &JobPath,
     folder_ready: &mut bool,
     path: &JobPath,
@@ -386,7 +368,7 @@ async fn create(
 
 /// Reads and updates one job when its hash changed or a drift check is due.
 async fn sync_one(
-    jenkins: &Throttled,
+    jenkins: &Counted,
     job: &PlannedJob,
     path: &JobPath,
     before: Option<&GeneratedJobStatus>,
@@ -452,14 +434,14 @@ fn origin_of(live: &str, job: &PlannedJob) -> JobOrigin {
 }
 
 /// The hash of the config.xml Jenkins stores for `path` right after our write.
-async fn stored_hash(jenkins: &Throttled, path: &JobPath) -> Result<Option<String>, JenkinsError> {
+async fn stored_hash(jenkins: &Counted, path: &JobPath) -> Result<Option<String>, JenkinsError> {
     Ok(jenkins.config(path).await?.map(|xml| config_hash(&xml)))
 }
 
 /// Deletes `recorded` jobs of a JenkinsJob (its finalizer chooses which). Folders are never
 /// deleted: they may hold other teams' jobs, and an emptied folder costs nothing.
 pub async fn delete_all(
-    jenkins: &Throttled,
+    jenkins: &Counted,
     recorded: &[GeneratedJobStatus],
 ) -> Result<Vec<String>, JenkinsError> {
     let mut deleted = Vec::new();

@@ -102,10 +102,12 @@ impl JenkinsClients {
         self
     }
 
-    /// The permits that bound the requests in flight towards one cluster's Jenkins: hold one
-    /// around every call, so that a thousand JenkinsJobs resyncing at once queue here rather
-    /// than in Jenkins' request threads.
-    pub fn permits(&self, cluster: &str) -> Arc<Semaphore> {
+    /// The permits that bound the requests in flight towards one cluster's Jenkins. Every
+    /// client made for the cluster holds one around each request, so that a thousand
+    /// JenkinsJobs resyncing at once, and the builds and the cluster's own checks beside them,
+    /// queue here rather than in Jenkins' request threads. They outlive the clients: a client
+    /// made anew (another password) shares the bound with the one it replaces.
+    fn permits(&self, cluster: &str) -> Arc<Semaphore> {
         let mut permits = self.permits.lock().unwrap_or_else(|e| e.into_inner());
         permits
             .entry(cluster.to_owned())
@@ -150,6 +152,7 @@ impl JenkinsClients {
         config.retries = self.settings.retries;
         config.retry_backoff = self.settings.retry_backoff;
         config.observer = self.observer.clone();
+        config.permits = Some(self.permits(&name));
         let client = JenkinsClient::new(config)?;
         cache.insert(
             name,

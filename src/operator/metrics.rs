@@ -22,6 +22,11 @@ pub struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct JenkinsLabels {
     pub operation: &'static str,
     pub outcome: &'static str,
@@ -34,6 +39,8 @@ pub struct Metrics {
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub reconcile_duration: Family<ControllerLabels, Histogram>,
     pub jenkins_requests: Family<JenkinsLabels, Counter>,
+    pub jenkins_request_duration: Family<OperationLabels, Histogram>,
+    pub jenkins_permit_wait: Histogram,
     pub leader: Gauge,
 }
 
@@ -67,6 +74,23 @@ impl Default for Metrics {
             "Requests to Jenkins, by operation and outcome",
             jenkins_requests.clone(),
         );
+        // 1 ms to about 16 s.
+        let jenkins_request_duration =
+            Family::<OperationLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 15))
+            });
+        registry.register(
+            "jenkins_request_duration_seconds",
+            "Time from sending a request to Jenkins to its response headers, by endpoint",
+            jenkins_request_duration.clone(),
+        );
+        let jenkins_permit_wait = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        registry.register(
+            "jenkins_permit_wait_seconds",
+            "Time a request waited for one of its Jenkins' permits (--jenkins-concurrency); \
+             long waits mean the bound, not Jenkins, sets the pace",
+            jenkins_permit_wait.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -79,18 +103,29 @@ impl Default for Metrics {
             reconcile_errors,
             reconcile_duration,
             jenkins_requests,
+            jenkins_request_duration,
+            jenkins_permit_wait,
             leader,
         }
     }
 }
 
 impl crate::jenkins::RequestObserver for Metrics {
-    fn observe(&self, endpoint: &'static str, outcome: &'static str) {
+    fn observe(&self, endpoint: &'static str, outcome: &'static str, took: Duration) {
         let labels = JenkinsLabels {
             operation: endpoint,
             outcome,
         };
         self.jenkins_requests.get_or_create(&labels).inc();
+        self.jenkins_request_duration
+            .get_or_create(&OperationLabels {
+                operation: endpoint,
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    fn permit_wait(&self, waited: Duration) {
+        self.jenkins_permit_wait.observe(waited.as_secs_f64());
     }
 }
 
@@ -137,6 +172,9 @@ mod tests {
             Some("KubeError"),
         );
         metrics.leader.set(1);
+        use crate::jenkins::RequestObserver as _;
+        metrics.observe("createItem", "success", Duration::from_millis(3));
+        metrics.permit_wait(Duration::from_millis(2));
         let text = metrics.encode();
         assert!(
             text.contains("jenkins_operator_reconciles_total{controller=\"jenkinscluster\"} 2")
@@ -149,5 +187,13 @@ mod tests {
             "jenkins_operator_reconcile_duration_seconds_count{controller=\"jenkinscluster\"} 2"
         ));
         assert!(text.contains("jenkins_operator_leader 1"));
+        assert!(text.contains(concat!(
+            "jenkins_operator_jenkins_requests_total",
+            "{operation=\"createItem\",outcome=\"success\"} 1"
+        )));
+        assert!(text.contains(
+            "jenkins_operator_jenkins_request_duration_seconds_bucket{le=\"0.004\",operation=\"createItem\"} 1"
+        ));
+        assert!(text.contains("jenkins_operator_jenkins_permit_wait_seconds_count 1"));
     }
 }

@@ -16,7 +16,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, reflector, watcher};
+use kube::runtime::{PredicateConfig, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -281,9 +281,10 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 /// The JenkinsJob controller: every JenkinsJob in every namespace, and each JenkinsCluster
 /// mapped to the JenkinsJobs that target it (they wait for it to exist and to be Ready).
 ///
-/// Only changes of a JenkinsJob's generation (its spec, or its deletion) and of its finalizers
-/// start a reconcile: the status writes of the reconciler itself do not, nor do label or
-/// annotation edits. The watch also feeds the index of the Jenkins names each JenkinsJob
+/// Only changes of a JenkinsJob's generation (its spec, or its deletion) start a reconcile:
+/// the status writes of the reconciler itself do not, nor do label, annotation or finalizer
+/// edits (the reconciler adds its finalizer and goes on in the same reconcile; see
+/// `job::reconcile::with_finalizer`). The watch also feeds the index of the Jenkins names each JenkinsJob
 /// produces, and the JenkinsClusters are cached for the reconciler.
 fn job_controller(
     ctx: Arc<Context>,
@@ -300,10 +301,8 @@ fn job_controller(
     .modify(slim)
     .reflect(job_writer)
     .inspect_ok(move |event| observer.observe(event));
-    let job_stream = applied_after_relists(job_stream).predicate_filter(
-        predicates::generation.combine(predicates::finalizers),
-        PredicateConfig::default(),
-    );
+    let job_stream = applied_after_relists(job_stream)
+        .predicate_filter(predicates::generation, PredicateConfig::default());
 
     // The reconciler reads clusters from this cache once it holds the first full list
     // (a flag rather than `Store::wait_until_ready`, which wakes only one of several waiters).

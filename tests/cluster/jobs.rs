@@ -526,8 +526,15 @@ async fn a_new_job_costs_one_create_and_one_read_and_an_existing_item_is_taken_o
         ]
     );
     // In the API server: the finalizer and the status, once each, and no second reconcile
-    // for the status the reconciler wrote itself.
+    // for the finalizer or the status the reconciler wrote itself (a second one would read
+    // the job's last build).
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(
+        job_requests(emulator).len(),
+        2,
+        "{:?}",
+        job_requests(emulator)
+    );
     let writes: Vec<String> = kube
         .requests()
         .iter()
