@@ -80,8 +80,8 @@ struct RunArgs {
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     jenkins_timeout_seconds: u64,
 
-    /// Requests the operator may have in flight towards one Jenkins at a time (JenkinsJob
-    /// and JenkinsBuild controllers together).
+    /// Requests the operator may have in flight towards one Jenkins at a time (every
+    /// controller together: jobs, builds and the cluster's own checks).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
     jenkins_concurrency: u64,
 

@@ -1284,3 +1284,29 @@ async fn clients_sharing_permits_have_no_more_requests_in_flight_than_permits() 
     two.await.expect("joined").expect("the second answer");
     assert_eq!(count(&emulator.requests(), "GET", "/api/json"), 2);
 }
+
+/// A POST with a password fetches a crumb first: with a single permit the crumb request and
+/// the POST take it in turn, never one inside the other.
+#[tokio::test]
+async fn one_permit_is_enough_for_a_post_that_needs_a_crumb_first() {
+    let target = Target::start_with(EmulatorConfig::default(), true).await;
+    let Some(emulator) = target.emulator("password authentication") else {
+        return;
+    };
+    let mut config = target.config();
+    config.permits = Some(std::sync::Arc::new(tokio::sync::Semaphore::new(1)));
+    let client = JenkinsClient::new(config).expect("a client");
+    let xml = pipeline("one permit", "", "echo 'hi'");
+    let created = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.create_job(&target.path("one-permit"), &xml),
+    )
+    .await;
+    assert!(matches!(created, Ok(Ok(()))), "{created:?}");
+    let requests = emulator.requests();
+    assert_eq!(
+        statuses(&requests, "GET", "/crumbIssuer/api/json"),
+        vec![200]
+    );
+    assert_eq!(statuses(&requests, "POST", "/createItem"), vec![200]);
+}

@@ -177,17 +177,18 @@ pub async fn reconcile(job: Arc<JenkinsJob>, jctx: Arc<JobContext>) -> Result<Ac
     let started = std::time::Instant::now();
     let namespace = job.namespace().unwrap_or_default();
     let api: Api<JenkinsJob> = Api::namespaced(jctx.ctx.client.clone(), &namespace);
-    let result = match with_finalizer(&api, job).await {
-        Ok(job) => finalizer(&api, FINALIZER, job, |event| async {
+    let result = async {
+        let job = with_finalizer(&api, job).await?;
+        finalizer(&api, FINALIZER, job, |event| async {
             match event {
                 Finalize::Apply(job) => apply(&job, &jctx).await,
                 Finalize::Cleanup(job) => cleanup(&job, &jctx).await,
             }
         })
         .await
-        .map_err(|e| Error::Finalizer(Box::new(e))),
-        Err(e) => Err(e),
-    };
+        .map_err(|e| Error::Finalizer(Box::new(e)))
+    }
+    .await;
     if result.is_ok() {
         jctx.ctx.reset_backoff(&key);
     }

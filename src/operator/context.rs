@@ -46,7 +46,9 @@ pub struct Settings {
     pub max_concurrent_reconciles: u16,
     /// How long after announcing a build trigger (its marker in the status) the operator may
     /// still send it; a trigger not answered by then is given up, its outcome unknown. It must
-    /// cover the job check and the trigger request (twice the Jenkins request timeout).
+    /// cover the job check and the trigger request (twice the Jenkins request timeout),
+    /// including their waits for a Jenkins permit (`--jenkins-concurrency`): a trigger still
+    /// queued for a permit at the deadline is not sent, and counts as unanswered.
     pub trigger_deadline: Duration,
     /// How long a trigger request Jenkins has received may take to reach its queue. A replica
     /// waits `trigger_deadline` plus this before it triggers again a build whose trigger answer

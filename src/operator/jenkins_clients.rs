@@ -45,7 +45,7 @@ pub struct ClientSettings {
     pub request_timeout: Duration,
     pub retries: u32,
     pub retry_backoff: Duration,
-    /// Requests the job and build controllers may have in flight towards one Jenkins.
+    /// Requests every controller together may have in flight towards one Jenkins.
     pub concurrency: usize,
 }
 

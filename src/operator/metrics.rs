@@ -21,6 +21,7 @@ pub struct ErrorLabels {
     pub reason: &'static str,
 }
 
+/// The endpoint a request to Jenkins went to (from the client's fixed set).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
     pub operation: &'static str,
@@ -74,17 +75,17 @@ impl Default for Metrics {
             "Requests to Jenkins, by operation and outcome",
             jenkins_requests.clone(),
         );
-        // 1 ms to about 16 s.
+        // 1 ms to about 65 s: past the longest request timeout's default (30 s).
         let jenkins_request_duration =
             Family::<OperationLabels, Histogram>::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.001, 2.0, 15))
+                Histogram::new(exponential_buckets(0.001, 2.0, 17))
             });
         registry.register(
             "jenkins_request_duration_seconds",
             "Time from sending a request to Jenkins to its response headers, by endpoint",
             jenkins_request_duration.clone(),
         );
-        let jenkins_permit_wait = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        let jenkins_permit_wait = Histogram::new(exponential_buckets(0.001, 2.0, 17));
         registry.register(
             "jenkins_permit_wait_seconds",
             "Time a request waited for one of its Jenkins' permits (--jenkins-concurrency); \
@@ -161,6 +162,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jenkins::RequestObserver as _;
 
     #[test]
     fn reconciles_and_errors_show_up_in_the_text_format() {
@@ -172,7 +174,6 @@ mod tests {
             Some("KubeError"),
         );
         metrics.leader.set(1);
-        use crate::jenkins::RequestObserver as _;
         metrics.observe("createItem", "success", Duration::from_millis(3));
         metrics.permit_wait(Duration::from_millis(2));
         let text = metrics.encode();
@@ -191,9 +192,10 @@ mod tests {
             "jenkins_operator_jenkins_requests_total",
             "{operation=\"createItem\",outcome=\"success\"} 1"
         )));
-        assert!(text.contains(
-            "jenkins_operator_jenkins_request_duration_seconds_bucket{le=\"0.004\",operation=\"createItem\"} 1"
-        ));
+        assert!(text.contains(concat!(
+            "jenkins_operator_jenkins_request_duration_seconds_bucket",
+            "{le=\"0.004\",operation=\"createItem\"} 1"
+        )));
         assert!(text.contains("jenkins_operator_jenkins_permit_wait_seconds_count 1"));
     }
 }

@@ -284,8 +284,8 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 /// Only changes of a JenkinsJob's generation (its spec, or its deletion) start a reconcile:
 /// the status writes of the reconciler itself do not, nor do label, annotation or finalizer
 /// edits (the reconciler adds its finalizer and goes on in the same reconcile; see
-/// `job::reconcile::with_finalizer`). The watch also feeds the index of the Jenkins names each JenkinsJob
-/// produces, and the JenkinsClusters are cached for the reconciler.
+/// `job::reconcile::with_finalizer`). The watch also feeds the index of the Jenkins names each
+/// JenkinsJob produces, and the JenkinsClusters are cached for the reconciler.
 fn job_controller(
     ctx: Arc<Context>,
     stop: &watch::Receiver<bool>,

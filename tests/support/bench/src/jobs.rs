@@ -160,6 +160,24 @@ async fn cold_start(
         )
     };
     let per_job = (counts.jenkins_reads + counts.jenkins_writes) as f64 / count as f64;
+    // What a request to Jenkins took as the operator saw it (latency plus both ends' time),
+    // and how long requests queued for a permit: where the time beyond the bound goes.
+    let seen = match (
+        operator
+            .mean("jenkins_operator_jenkins_request_duration_seconds")
+            .await,
+        operator
+            .mean("jenkins_operator_jenkins_permit_wait_seconds")
+            .await,
+    ) {
+        (Some(request), Some(wait)) => format!(
+            "; Jenkins requests took {:.1} ms on average as the operator saw them, after \
+             {:.1} ms waiting for a permit",
+            request * 1000.0,
+            wait * 1000.0
+        ),
+        _ => String::new(),
+    };
     let mut rows = vec![measure(
         &row_name(count, names.len()),
         Some(wall),
@@ -167,8 +185,8 @@ async fn cold_start(
         &mark,
         &operator,
         format!(
-            "{ratio}; {per_job:.2} Jenkins requests per job; wall time from process start; \
-             peak RSS of the process"
+            "{ratio}; {per_job:.2} Jenkins requests per job{seen}; wall time from process \
+             start; peak RSS of the process"
         ),
     )];
 

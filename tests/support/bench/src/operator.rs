@@ -156,6 +156,27 @@ impl OperatorProcess {
             .and_then(|value| value.trim().parse().ok())
     }
 
+    /// The mean of a histogram over all its series (`<name>_sum` / `<name>_count`), or `None`
+    /// when the operator does not export it or observed nothing.
+    pub async fn mean(&self, histogram: &str) -> Option<f64> {
+        let (status, body) = http_get(self.http, "/metrics").await?;
+        if status != 200 {
+            return None;
+        }
+        let total = |suffix: &str| -> f64 {
+            let name = format!("{histogram}{suffix}");
+            body.lines()
+                .filter(|line| {
+                    line.strip_prefix(&name)
+                        .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+                })
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let count = total("_count");
+        (count > 0.0).then(|| total("_sum") / count)
+    }
+
     /// Reconciles the JenkinsCluster controller started so far.
     pub async fn cluster_reconciles(&self) -> f64 {
         self.metric("jenkins_operator_reconciles_total{controller=\"jenkinscluster\"}")

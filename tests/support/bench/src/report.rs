@@ -82,8 +82,9 @@ pub fn markdown(
         doc,
         "What the operator costs and how it scales (issue 8). The Kubernetes API emulator and\n\
          one emulated Jenkins per JenkinsCluster run inside the benchmark process with \
-         {latency} ms\nadded to every request; the operator binary (`jenkins-operator run`, built \
-         as the\nDockerfile builds it unless the machine section says otherwise) runs as a child\nprocess, so its memory is its own. Requests are the operator's only (the \
+         {latency} ms\nadded to every request; the operator binary (`jenkins-operator run`, \
+         built as the\nDockerfile builds it unless the machine section says otherwise) runs \
+         as a child\nprocess, so its memory is its own. Requests are the operator's only (the \
          API server's\nlog is filtered by the user agent `jenkins-operator/`). Regenerate \
          with:\n"
     );
@@ -101,8 +102,8 @@ pub fn markdown(
     let _ = writeln!(doc, "- operator: {}", machine.operator_version);
     let _ = writeln!(
         doc,
-        "- settings: {latency} ms latency, `--resync-seconds {}` ({} in the cold starts of (c)),\n  \
-         Jenkins concurrency {} (for the lower bound of (c))\n",
+        "- settings: {latency} ms latency, `--resync-seconds {}` ({} in the cold starts of \
+         (c)),\n  Jenkins concurrency {} (for the lower bound of (c))\n",
         options.resync_seconds, options.cold_start_resync_seconds, options.jenkins_concurrency
     );
     if !options.operator_env.is_empty() {

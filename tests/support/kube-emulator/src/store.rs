@@ -549,10 +549,9 @@ impl Store {
         if old.is_none() {
             validate_name(kind, &key.name)?;
         }
-        match &kind.schema {
-            Some(schema) => {
+        match (&kind.schema, &kind.root_schema) {
+            (Some(schema), Some(root_schema)) => {
                 validation::prune_and_default(&mut new, schema);
-                let root_schema = kind.root_schema.as_deref().unwrap_or(schema);
                 let mut causes = validation::validate(&new, root_schema);
                 if let Some(rules) = &kind.rules {
                     // Like the API server, no rule runs on an object of the wrong shape.
@@ -578,7 +577,8 @@ impl Store {
                     ));
                 }
             }
-            None => {
+            // Built-in kinds: no schema (a kind with a schema always has its root schema).
+            _ => {
                 // Like the Service registry, an update that leaves out allocated values keeps them.
                 if kind.plural == "services"
                     && kind.group.is_empty()

@@ -83,7 +83,7 @@ impl WatchRequest {
                 type_: event_type,
                 object,
             })
-            .unwrap_or_default();
+            .expect("a JSON value with string keys always serializes");
             text.push(b'\n');
             return Bytes::from(text);
         }
