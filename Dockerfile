@@ -15,7 +15,7 @@ COPY . .
 # The cache mounts keep downloaded crates and compiled dependencies between builds (BuildKit).
 # The target directory is a cache mount, so the binary is copied out of it in the same step.
 # The `dist` profile (Cargo.toml: fat LTO, one codegen unit, size-optimised, panic=abort) is what
-# docs/benchmarks.md measures: about 8 MiB less resident memory when idle than `release`.
+# docs/benchmarks.md measures: 6 to 8 MiB less resident memory when idle than `release`.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --profile dist --locked --bin jenkins-operator \

@@ -172,7 +172,6 @@ pub fn serve(shared: Arc<Shared>, request: WatchRequest) -> Result<Response, Api
     let (mut sender, body) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let mut dropped = shared.drop_watches.subscribe();
     let bookmark_every = shared.bookmark_interval();
-    let shared_for_task = shared.clone();
     tokio::spawn(async move {
         for event in initial {
             if sender.send(Ok(event)).await.is_err() {
@@ -196,16 +195,18 @@ pub fn serve(shared: Arc<Shared>, request: WatchRequest) -> Result<Response, Api
                     Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
                 },
                 _ = dropped.changed() => return,
+                // A bookmark promises every event up to its resourceVersion: it carries the last
+                // one this watch has taken from the broadcast, not the store's current one (the
+                // events between them may still be queued; a client resuming from the store's
+                // version after this watch closed would never see them).
                 _ = &mut timeout => {
                     if request.bookmarks {
-                        let current = shared_for_task.lock_store().resource_version;
-                        let _ = sender.send(Ok(line(&request.bookmark(current, false)))).await;
+                        let _ = sender.send(Ok(line(&request.bookmark(sent_up_to, false)))).await;
                     }
                     return;
                 }
                 _ = ticker.tick() => request.bookmarks.then(|| {
-                    let current = shared_for_task.lock_store().resource_version;
-                    line(&request.bookmark(current, false))
+                    line(&request.bookmark(sent_up_to, false))
                 }),
             };
             if let Some(event) = next

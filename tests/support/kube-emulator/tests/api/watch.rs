@@ -292,3 +292,61 @@ async fn reflector_with_streaming_lists_follows_the_store() {
     .await;
     task.abort();
 }
+
+/// A bookmark promises that every event up to its resourceVersion was sent: a client that
+/// resumes from it (after the watch closed) must miss nothing. Writes race the bookmark ticker
+/// here; every object created at or below a bookmark's version must have come before it.
+#[tokio::test]
+async fn a_bookmark_never_runs_ahead_of_the_events_sent() {
+    let emulator = Emulator::start().await;
+    emulator.set_bookmark_interval(Duration::from_millis(10));
+    let api: Api<ConfigMap> = Api::default_namespaced(emulator.client());
+    let rv = list_rv(&api).await;
+    let params = WatchParams::default().timeout(3);
+    let stream = api.watch(&params, &rv).await.expect("watch");
+
+    let writer = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            for i in 0..300 {
+                api.create(&Default::default(), &config_map(&format!("c{i}"), &[]))
+                    .await
+                    .expect("create");
+            }
+        })
+    };
+    let events: Vec<WatchEvent<ConfigMap>> = stream.try_collect().await.expect("events");
+    writer.await.expect("the writer");
+
+    let version = |meta: &kube::api::ObjectMeta| -> u64 {
+        meta.resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .expect("a numeric resourceVersion")
+    };
+    let all = api.list(&ListParams::default()).await.expect("list");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut bookmarks = 0;
+    for event in &events {
+        match event {
+            WatchEvent::Added(c) => {
+                seen.insert(c.metadata.name.clone().unwrap_or_default());
+            }
+            WatchEvent::Bookmark(b) => {
+                bookmarks += 1;
+                let promised: u64 = b.metadata.resource_version.parse().expect("a version");
+                for c in &all.items {
+                    let name = c.metadata.name.clone().unwrap_or_default();
+                    assert!(
+                        version(&c.metadata) > promised || seen.contains(&name),
+                        "a bookmark at {promised} came before {name} ({})",
+                        version(&c.metadata)
+                    );
+                }
+            }
+            other => panic!("unexpected event {}", describe(other)),
+        }
+    }
+    assert_eq!(seen.len(), 300);
+    assert!(bookmarks > 0, "no bookmark was sent");
+}
