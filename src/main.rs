@@ -36,7 +36,7 @@ struct RunArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "JENKINS_OPERATOR_LOG_FORMAT")]
     log_format: LogFormat,
 
-    /// Seconds between checks of converged resources when nothing happens.
+    /// Seconds between checks of converged resources when nothing happens (at least 10).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..))]
     resync_seconds: u64,
 
@@ -72,7 +72,8 @@ struct RunArgs {
 
     /// Reach the Jenkins of a JenkinsCluster at this URL instead of its in-cluster Service,
     /// as NAME=URL (repeatable). For an operator running outside the cluster, for example
-    /// with `kubectl port-forward svc/ci 8080 -n ci` and `--jenkins-url ci=http://127.0.0.1:8080/`.
+    /// with `kubectl port-forward svc/ci 18080:8080 -n ci` and
+    /// `--jenkins-url ci=http://127.0.0.1:18080/` (8080 is the operator's own --http-addr).
     #[arg(long = "jenkins-url", value_name = "NAME=URL", value_parser = parse_jenkins_url)]
     jenkins_urls: Vec<(String, url::Url)>,
 

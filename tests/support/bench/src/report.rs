@@ -240,7 +240,9 @@ fn targets(options: &Options, results: &[Measurement]) -> String {
         let (measured, judged) = match ratio {
             Some(r) => (
                 format!("{r:.2}x"),
-                verdict(r <= 1.5, || format!("{:.2}x over", r / 1.5)),
+                verdict(r <= 1.5, || {
+                    format!("{:.0} % over the 1.5x target", (r / 1.5 - 1.0) * 100.0)
+                }),
             ),
             None => not_measured(),
         };
