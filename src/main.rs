@@ -127,10 +127,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Crds => match jenkins_operator::api::crds_yaml() {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
-            }
+            Ok(yaml) => write_stdout(&yaml),
             Err(error) => {
                 eprintln!("error: failed to serialize the CRDs: {error}");
                 ExitCode::FAILURE
@@ -138,8 +135,25 @@ fn main() -> ExitCode {
         },
         Command::Render { file } => render(&file),
         Command::Version => {
-            println!("jenkins-operator {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+            write_stdout(&format!("jenkins-operator {}\n", env!("CARGO_PKG_VERSION")))
+        }
+    }
+}
+
+/// Writes a command's output. A reader that stops early (`| head`) is not an error, unlike
+/// `print!`, which panics on a closed pipe; any other failure to write is reported.
+fn write_stdout(text: &str) -> ExitCode {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: failed to write the output: {error}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -302,10 +316,7 @@ fn render(file: &str) -> ExitCode {
         }
     };
     match jenkins_operator::cluster::render::render(&input) {
-        Ok(stream) => {
-            print!("{stream}");
-            ExitCode::SUCCESS
-        }
+        Ok(stream) => write_stdout(&stream),
         Err(error) => {
             for diagnostic in &error.diagnostics {
                 eprintln!("error: {file}:{diagnostic}");

@@ -408,3 +408,35 @@ fn every_jenkins_cluster_shown_in_the_readme_renders() {
         }
     }
 }
+
+/// `render ... | head` and `crds | head` close the pipe early: the command ends quietly with
+/// success instead of panicking on the closed stdout.
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    use std::io::Read as _;
+    let example = examples().into_iter().next().expect("an example");
+    let runs: [Vec<String>; 2] = [
+        vec!["render".into(), example.display().to_string()],
+        vec!["crds".into()],
+    ];
+    for args in runs {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_jenkins-operator"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let mut first = [0u8; 16];
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        stdout.read_exact(&mut first).expect("some output");
+        drop(stdout);
+        let output = child.wait_with_output().expect("the binary ends");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            output.status.success(),
+            "{args:?}: {:?} {stderr}",
+            output.status
+        );
+    }
+}
