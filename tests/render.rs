@@ -259,6 +259,29 @@ fn an_unknown_field_is_named_with_its_position() {
         message.starts_with("6:3: unknown field spec.persistance"),
         "{message}"
     );
+    // The closest known field, and the parent to explain (the misspelled field has none).
+    assert!(
+        message.contains("(did you mean `persistence`?)"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("`kubectl explain jenkinscluster.spec`"),
+        "{message}"
+    );
+    // A word that is not close to any field gets no guess.
+    let message = first_error(&format!(
+        "{GOOD}spec:
+  colour: blue
+"
+    ));
+    assert!(!message.contains("did you mean"), "{message}");
+    let message =
+        first_error("apiVersion: jenkins.ci/v1alpha1\nkind: JenkinsCluster\nmetdata: {}\n");
+    assert!(message.contains("(did you mean `metadata`?)"), "{message}");
+    assert!(
+        message.ends_with("`kubectl explain jenkinscluster`"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -305,7 +305,7 @@ fn find_unknown_fields(
                 if let Some(known) = envelope
                     && !known.contains(&key.value.as_str())
                 {
-                    out.push(unknown_field(key, &child_path));
+                    out.push(unknown_field(key, path, known.iter().copied()));
                     continue;
                 }
                 if path.is_empty() && key.value == "metadata" {
@@ -321,8 +321,8 @@ fn find_unknown_fields(
                     (Some(sub), _) | (None, Some(sub)) => {
                         find_unknown_fields(value, sub, &child_path, out)
                     }
-                    (None, None) if properties.is_some() => {
-                        out.push(unknown_field(key, &child_path))
+                    (None, None) if let Some(known) = properties => {
+                        out.push(unknown_field(key, path, known.keys().map(String::as_str)))
                     }
                     // An object the schema leaves open.
                     (None, None) => {}
@@ -340,17 +340,41 @@ fn find_unknown_fields(
     }
 }
 
-fn unknown_field(key: &Spanned<String>, path: &str) -> Diagnostic {
-    let explain: String = path
-        .split('.')
-        .map(|segment| segment.split('[').next().unwrap_or_default())
+/// A field the schema does not have, at `parent` (a field path; empty at the top): points at
+/// the parent's `kubectl explain` and suggests the known field it is closest to, if one is
+/// within two edits (a typo rather than another word).
+fn unknown_field<'a>(
+    key: &Spanned<String>,
+    parent: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> Diagnostic {
+    let path = if parent.is_empty() {
+        key.value.clone()
+    } else {
+        format!("{parent}.{}", key.value)
+    };
+    let explain: String = std::iter::once("jenkinscluster")
+        .chain(
+            parent
+                .split('.')
+                .filter(|segment| !segment.is_empty())
+                .map(|segment| segment.split('[').next().unwrap_or_default()),
+        )
         .collect::<Vec<_>>()
         .join(".");
+    let closest = known
+        .map(|name| (strsim::levenshtein(name, &key.value), name))
+        .filter(|(distance, _)| *distance <= 2)
+        .min();
+    let hint = match closest {
+        Some((_, name)) => format!(" (did you mean `{name}`?)"),
+        None => String::new(),
+    };
     Diagnostic {
         position: position(&key.referenced),
         message: format!(
-            "unknown field {path}: check its spelling and indentation against `kubectl explain \
-             jenkinscluster.{explain}`"
+            "unknown field {path}{hint}: check its spelling and indentation against `kubectl \
+             explain {explain}`"
         ),
     }
 }
