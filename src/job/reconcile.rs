@@ -390,13 +390,15 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
         return Ok(Action::requeue(settings.resync));
     }
 
-    // Plan: an invalid spec stalls until the spec or the cluster's environments change.
+    // Plan: an invalid spec stalls until the spec or the cluster's environments change. It is
+    // still looked at every resync (a plan and no write while nothing changed), so that a
+    // finalizer removed by hand comes back as on every other JenkinsJob.
     let plan = match plan(job, &cluster) {
         Ok(plan) => plan,
         Err(invalid) => {
             let verdict = Verdict::stalled("InvalidSpec", invalid.to_string());
             report(job, ctx, &verdict, Seen::Nothing).await?;
-            return Ok(Action::await_change());
+            return Ok(Action::requeue(settings.resync));
         }
     };
 

@@ -1687,3 +1687,39 @@ async fn a_job_waiting_for_its_cluster_is_synced_when_it_becomes_ready_and_delet
     delete_job(&env, &ns, "early").await;
     assert_eq!(jenkins.config(&format!("{ns}/early")).await, None);
 }
+
+/// The controller does not reconcile on finalizer edits (it adds its own in the reconcile that
+/// creates the jobs): one removed by hand comes back at the next resync, on a synced JenkinsJob
+/// and on one whose spec is invalid alike.
+#[tokio::test]
+async fn a_finalizer_removed_by_hand_comes_back_at_the_next_resync() {
+    let env = Env::start().await;
+    let (cluster, _jenkins) = ready_cluster(&env, "cluster-minimal.yaml").await;
+    let ns = cluster_ns(&cluster);
+    create_job(&env, &inline_job("kept", &ns, &cluster)).await;
+    wait_synced(&env, &ns, "kept").await;
+    let mut bad = inline_job("broken", &ns, &cluster);
+    bad.spec.description = Some("bell \u{7} here".into());
+    create_job(&env, &bad).await;
+    wait_condition(&env, &ns, "broken", "Stalled", "True", "InvalidSpec").await;
+
+    let api: Api<JenkinsJob> = Api::namespaced(env.client.clone(), &ns);
+    for name in ["kept", "broken"] {
+        let job = api.get(name).await.expect("the JenkinsJob");
+        assert_eq!(
+            job.metadata.finalizers,
+            Some(vec!["jenkins.ci/jobs".to_string()])
+        );
+        let patch = serde_json::json!({"metadata": {"finalizers": null}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("remove the finalizer");
+    }
+    for name in ["kept", "broken"] {
+        eventually(&format!("the finalizer of {name} to come back"), || async {
+            let job = api.get(name).await.expect("the JenkinsJob");
+            (job.metadata.finalizers == Some(vec!["jenkins.ci/jobs".to_string()])).then_some(())
+        })
+        .await;
+    }
+}
