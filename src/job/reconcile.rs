@@ -488,11 +488,7 @@ async fn apply(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
     let synced = match synced {
         Ok(synced) => synced,
         Err(AccessError::ReadSecret { secret, source }) => {
-            return Err(Error::Kube {
-                action: "read",
-                object: format!("Secret {secret}"),
-                source,
-            });
+            return Err(kube_error("read", format!("Secret {secret}"))(source));
         }
         Err(error) => {
             let verdict = Verdict::stalled("JenkinsAccess", error.to_string());
@@ -1001,11 +997,7 @@ async fn cleanup(job: &JenkinsJob, jctx: &JobContext) -> Result<Action, Error> {
             return Err(deletion_blocked(job, ctx, &ours, error).await);
         }
         Err(AccessError::ReadSecret { secret, source }) => {
-            return Err(Error::Kube {
-                action: "read",
-                object: format!("Secret {secret}"),
-                source,
-            });
+            return Err(kube_error("read", format!("Secret {secret}"))(source));
         }
         Err(error) => {
             warn!(error = %error, "cannot reach Jenkins to delete the jobs; leaving them");
